@@ -1,0 +1,5 @@
+"""Placeholder until the backbone lands."""
+
+
+def build(images, options):
+    raise NotImplementedError(options.model_variant)

@@ -1,0 +1,114 @@
+"""Aligned Xception backbones (41, 65, 71) as DeepLab uses them.
+
+Every max-pool of the original Xception is a strided separable conv; once the requested
+output stride is reached, later strides become atrous rates. Each unit is three separable
+convs (ReLU before each, depthwise + BN + pointwise + BN) plus a shortcut; the exit flow's
+last unit puts the ReLUs inside the separable convs instead and has no shortcut.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import keras
+
+from deeplab.model.layers import NormSpec, conv_norm_act, keras_name, separable_conv_norm_act
+from deeplab.model.options import ModelOptions
+
+
+@dataclasses.dataclass(frozen=True)
+class Block:
+    """`num_units` identical units under TF1 scope `scope`; only the last unit strides."""
+
+    scope: str
+    depths: tuple[int, int, int]
+    skip: str  # "conv", "sum" or "none"
+    num_units: int = 1
+    stride: int = 1
+    activation_inside: bool = False
+    use_multi_grid: bool = False
+
+
+def _entry(*strides_depths):
+    return [Block(f"entry_flow/block{i}", (d, d, d), "conv", stride=s)
+            for i, (s, d) in enumerate(strides_depths, 1)]
+
+
+def _middle_exit(middle_units: int):
+    return [
+        Block("middle_flow/block1", (728, 728, 728), "sum", num_units=middle_units),
+        Block("exit_flow/block1", (728, 1024, 1024), "conv", stride=2),
+        Block("exit_flow/block2", (1536, 1536, 2048), "none", activation_inside=True,
+              use_multi_grid=True),
+    ]
+
+
+BLOCKS = {
+    "xception_41": _entry((2, 128), (2, 256), (2, 728)) + _middle_exit(8),
+    "xception_65": _entry((2, 128), (2, 256), (2, 728)) + _middle_exit(16),
+    "xception_71": _entry((2, 128), (1, 256), (2, 256), (1, 728), (2, 728)) + _middle_exit(16),
+}
+
+# Scope (below the variant) whose output feeds the decoder at stride 4.
+DECODER_END_POINT = {
+    "xception_41": "entry_flow/block2/unit_1/xception_module/separable_conv2_pointwise",
+    "xception_65": "entry_flow/block2/unit_1/xception_module/separable_conv2_pointwise",
+    "xception_71": "entry_flow/block3/unit_1/xception_module/separable_conv2_pointwise",
+}
+
+NORM_EPSILON = 1e-3
+NORM_DECAY = 0.9997
+
+
+def _xception_module(x, block: Block, scope: str, norm: NormSpec, stride: int, rate: int,
+                     unit_rates, end_points: dict):
+    """One unit: [B, H, W, C] -> [B, H/stride, W/stride, block.depths[-1]]."""
+    residual = x
+    inner = "relu" if block.activation_inside else None
+    for i, depth in enumerate(block.depths):
+        conv_scope = f"{scope}/separable_conv{i + 1}"
+        if not block.activation_inside:
+            residual = keras.layers.ReLU(name=keras_name(f"{conv_scope}/pre_relu"))(residual)
+        residual = separable_conv_norm_act(
+            residual, depth, 3, conv_scope, norm, stride=stride if i == 2 else 1,
+            rate=rate * unit_rates[i], depthwise_activation=inner, pointwise_activation=inner)
+        end_points[f"{conv_scope}_pointwise"] = residual
+    if block.skip == "conv":
+        shortcut = conv_norm_act(x, block.depths[-1], 1, f"{scope}/shortcut", norm,
+                                 stride=stride, activation=None)
+        return keras.layers.Add(name=keras_name(f"{scope}/add"))([residual, shortcut])
+    if block.skip == "sum":
+        return keras.layers.Add(name=keras_name(f"{scope}/add"))([residual, x])
+    return residual
+
+
+def build(images, options: ModelOptions):
+    """Xception feature extractor.
+
+    images: preprocessed [B, H, W, 3]. Returns (features [B, H/OS, W/OS, 2048],
+    low_level [B, H/4, W/4, 256 or 728]); sizes round up as in `conv2d_same`.
+    """
+    variant = options.model_variant
+    norm = NormSpec(epsilon=NORM_EPSILON, decay=NORM_DECAY, kind=options.normalization,
+                    groups=options.group_norm_groups, sync=options.sync_batch_norm)
+    multi_grid = options.multi_grid or (1, 1, 1)
+    x = conv_norm_act(images, 32, 3, f"{variant}/entry_flow/conv1_1", norm, stride=2)
+    x = conv_norm_act(x, 64, 3, f"{variant}/entry_flow/conv1_2", norm)
+    target = options.output_stride // 2  # the root already halved the resolution
+    current_stride, rate = 1, 1
+    end_points: dict = {}
+    for block in BLOCKS[variant]:
+        unit_rates = multi_grid if block.use_multi_grid else (1, 1, 1)
+        for u in range(block.num_units):
+            stride = block.stride if u == block.num_units - 1 else 1
+            scope = f"{variant}/{block.scope}/unit_{u + 1}/xception_module"
+            if current_stride == target:
+                x = _xception_module(x, block, scope, norm, 1, rate, unit_rates, end_points)
+                rate *= stride
+            else:
+                x = _xception_module(x, block, scope, norm, stride, 1, unit_rates, end_points)
+                current_stride *= stride
+    if current_stride != target:
+        raise ValueError(f"output_stride={options.output_stride} cannot be reached by {variant}")
+    low_level = end_points[f"{variant}/{DECODER_END_POINT[variant]}"]
+    return x, low_level
