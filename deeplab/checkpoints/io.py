@@ -125,6 +125,10 @@ def checkpoint_num_classes(path: str) -> int:
     return int(shape[0])
 
 
+def _top_scopes(rows) -> set[str]:
+    return {row[0].split("/", 1)[0] for row in rows}
+
+
 @dataclasses.dataclass
 class RestoreReport:
     """What `restore_model` did. Shapes are tuples of ints."""
@@ -136,19 +140,28 @@ class RestoreReport:
     unused: list[tuple[str, tuple]]  # checkpoint entries no model variable took
     mismatched: list[tuple[str, tuple, tuple]]  # name, model shape, checkpoint shape
 
-    def summary(self) -> str:
+    def summary(self, limit: int = 10) -> str:
+        """Readable account; lists at most `limit` names per kind."""
         lines = [f"{self.prefix}: restored {len(self.loaded)} variables"
                  + (f", kept {len(self.excluded)} excluded ones at their initial values"
                     if self.excluded else "")]
-        for title, rows in (("model variables not in the checkpoint", self.missing),
-                            ("checkpoint variables the model does not use", self.unused)):
+        only_model = _top_scopes(self.missing) - _top_scopes(self.unused)
+        only_checkpoint = _top_scopes(self.unused) - _top_scopes(self.missing)
+        if only_model and only_checkpoint:
+            lines.append(f"the model has scope(s) {', '.join(sorted(only_model))}, the "
+                         f"checkpoint {', '.join(sorted(only_checkpoint))}: another backbone?")
+        sections = (
+            ("model variables not in the checkpoint", [f"{n} {list(s)}" for n, s in self.missing]),
+            ("checkpoint variables the model does not use",
+             [f"{n} {list(s)}" for n, s in self.unused]),
+            ("variables whose shapes differ (model vs checkpoint)",
+             [f"{n} {list(a)} vs {list(b)}" for n, a, b in self.mismatched]))
+        for title, rows in sections:
             if rows:
                 lines.append(f"{len(rows)} {title}:")
-                lines += [f"  {name} {list(shape)}" for name, shape in rows]
-        if self.mismatched:
-            lines.append(f"{len(self.mismatched)} variables whose shapes differ "
-                         "(model vs checkpoint):")
-            lines += [f"  {n} {list(a)} vs {list(b)}" for n, a, b in self.mismatched]
+                lines += [f"  {row}" for row in rows[:limit]]
+                if len(rows) > limit:
+                    lines.append(f"  ... and {len(rows) - limit} more")
         return "\n".join(lines)
 
 

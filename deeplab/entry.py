@@ -1,0 +1,67 @@
+"""Glue shared by the command-line entry points: clean errors and model loading.
+
+Library code raises ValueError subclasses whose message names the file and the problem;
+`run` turns those into one line on stderr and exit status 2 instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TF's C++ start-up chatter out
+
+from absl import app, flags  # noqa: E402
+
+from deeplab.checkpoints.io import CheckpointError, checkpoint_num_classes, restore_model  # noqa: E402
+from deeplab.flags import model_options_from_flags, overridden_fields  # noqa: E402
+from deeplab.model.deeplab import build_model  # noqa: E402
+from deeplab.model.options import ModelOptions  # noqa: E402
+from deeplab.utils.run_options import load_model_options  # noqa: E402
+
+USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, flags.ValidationError)
+
+
+def run(main) -> None:
+    """absl `app.run(main)`, with user errors reported as `error: ...` and exit status 2."""
+
+    def guarded(argv):
+        try:
+            return main(argv)
+        except USER_ERRORS as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            sys.exit(2)
+
+    app.run(guarded)
+
+
+def inference_model_options(fv: flags.FlagValues, checkpoint: str,
+                            num_classes: int | None = None, **fields) -> ModelOptions:
+    """ModelOptions for running `checkpoint`: saved run options, then given flags.
+
+    num_classes: explicit count, else the saved options', else the checkpoint's logits.
+    """
+    saved = load_model_options(checkpoint)
+    if saved is not None:
+        for field, (was, now) in overridden_fields(fv, saved).items():
+            logging.warning("--%s=%s overrides the trained model's %s", field, now, was)
+    if num_classes is None:
+        num_classes = saved.num_classes if saved else checkpoint_num_classes(checkpoint)
+    return model_options_from_flags(fv, num_classes, saved, **fields)
+
+
+def load_model(options: ModelOptions, checkpoint: str):
+    """Builds the network and fills it from `checkpoint` (ours or the original format).
+
+    Raises CheckpointError listing every mismatched name and shape.
+    """
+    model = build_model(options)
+    try:
+        report = restore_model(model, checkpoint)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{exc}\n(the model was built for --model_variant="
+                              f"{options.model_variant} with {options.num_classes} classes)") \
+            from None
+    logging.info(report.summary())
+    return model

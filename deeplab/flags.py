@@ -1,0 +1,142 @@
+"""Command-line flags of the original DeepLab, and their conversion to typed options.
+
+Only the entry points (train.py, eval.py, vis.py, export_model.py, predict.py) call these:
+they define the flags on a FlagValues and turn the parsed values into option objects. The
+defaults come from the option dataclasses, so there is one source of defaults. Names, types
+and syntax follow the original (`../shared/reference-flags.md`): multi flags repeat
+(`--atrous_rates=6 --atrous_rates=12`), list flags take commas (`--train_crop_size=513,513`).
+"""
+
+from __future__ import annotations
+
+from absl import flags
+
+from deeplab.model.options import MODEL_VARIANTS, ModelOptions
+
+_D = ModelOptions()
+
+# Original flags this implementation does not support: accepted at their defaults only.
+UNSUPPORTED_DEFAULTS = {
+    "dense_prediction_cell_json": "",
+    "use_bounded_activation": False,
+    "aspp_with_concat_projection": True,
+    "aspp_with_squeeze_and_excitation": False,
+    "decoder_use_sum_merge": False,
+    "decoder_output_is_logits": False,
+    "image_se_uses_qsigmoid": False,
+    "prediction_with_upsampled_logits": True,
+    "quantize_delay_step": -1,
+}
+
+
+def _list_or_none(values):
+    return None if values is None else tuple(int(v) for v in values)
+
+
+def define_model_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
+    """The original's model flags (common.py) plus normalization / group_norm_groups."""
+    flags.DEFINE_enum("model_variant", _D.model_variant, MODEL_VARIANTS,
+                      "Backbone network.", flag_values=fv)
+    flags.DEFINE_multi_integer("atrous_rates", None,
+                               "ASPP atrous rates, repeated (6,12,18 at OS16; 12,24,36 at OS8).",
+                               flag_values=fv)
+    flags.DEFINE_integer("output_stride", _D.output_stride,
+                         "Input / backbone feature resolution: 8, 16 or 32.", flag_values=fv)
+    flags.DEFINE_list("decoder_output_stride", None,
+                      "Decoder output stride (4 for DeepLabv3+); unset for no decoder.",
+                      flag_values=fv)
+    flags.DEFINE_multi_integer("multi_grid", None, "ResNet block4 unit rates, e.g. 1,2,4.",
+                               flag_values=fv)
+    flags.DEFINE_float("depth_multiplier", _D.depth_multiplier, "MobileNetV2 width multiplier.",
+                       flag_values=fv)
+    flags.DEFINE_boolean("add_image_level_feature", _D.add_image_level_feature,
+                         "ASPP image pooling branch.", flag_values=fv)
+    flags.DEFINE_list("image_pooling_crop_size", None,
+                      "Crop size setting the image pooling kernel; unset pools everything.",
+                      flag_values=fv)
+    flags.DEFINE_list("image_pooling_stride", "1,1", "Image pooling stride.", flag_values=fv)
+    flags.DEFINE_boolean("aspp_with_batch_norm", _D.aspp_with_batch_norm,
+                         "ASPP with batch norm; false skips ASPP.", flag_values=fv)
+    flags.DEFINE_boolean("aspp_with_separable_conv", _D.aspp_with_separable_conv,
+                         "Separable ASPP convolutions.", flag_values=fv)
+    flags.DEFINE_boolean("decoder_use_separable_conv", _D.decoder_use_separable_conv,
+                         "Separable decoder convolutions.", flag_values=fv)
+    flags.DEFINE_integer("logits_kernel_size", _D.logits_kernel_size, "Logits kernel size.",
+                         flag_values=fv)
+    flags.DEFINE_integer("aspp_convs_filters", _D.aspp_convs_filters, "ASPP channels.",
+                         flag_values=fv)
+    flags.DEFINE_integer("decoder_filters", _D.decoder_filters, "Decoder channels.",
+                         flag_values=fv)
+    flags.DEFINE_float("batch_norm_decay", _D.batch_norm_decay, "Head batch-norm decay.",
+                       flag_values=fv)
+    flags.DEFINE_enum("normalization", _D.normalization, ["batch", "group"],
+                      "BatchNorm (as the original) or GroupNorm (small per-device batches).",
+                      flag_values=fv)
+    flags.DEFINE_integer("group_norm_groups", _D.group_norm_groups, "GroupNorm groups.",
+                         flag_values=fv)
+    for name, default in UNSUPPORTED_DEFAULTS.items():
+        definer = {bool: flags.DEFINE_boolean, str: flags.DEFINE_string,
+                   int: flags.DEFINE_integer}[type(default)]
+        definer(name, default, "Original flag; only its default is supported.", flag_values=fv)
+
+
+def _given(fv, name: str) -> bool:
+    return fv[name].present > 0
+
+
+def model_flag_values(fv: flags.FlagValues) -> dict:
+    """ModelOptions fields from the model flags, all of them (given or default)."""
+    for name, default in UNSUPPORTED_DEFAULTS.items():
+        if fv[name].value != default:
+            raise flags.ValidationError(
+                f"--{name}={fv[name].value} is not supported (only the default {default!r})")
+    values = {
+        "model_variant": fv.model_variant,
+        "atrous_rates": _list_or_none(fv.atrous_rates),
+        "output_stride": fv.output_stride,
+        "decoder_output_stride": _list_or_none(fv.decoder_output_stride),
+        "multi_grid": _list_or_none(fv.multi_grid),
+        "depth_multiplier": fv.depth_multiplier,
+        "add_image_level_feature": fv.add_image_level_feature,
+        "image_pooling_crop_size": _list_or_none(fv.image_pooling_crop_size),
+        "image_pooling_stride": _list_or_none(fv.image_pooling_stride),
+        "aspp_with_batch_norm": fv.aspp_with_batch_norm,
+        "aspp_with_separable_conv": fv.aspp_with_separable_conv,
+        "decoder_use_separable_conv": fv.decoder_use_separable_conv,
+        "logits_kernel_size": fv.logits_kernel_size,
+        "aspp_convs_filters": fv.aspp_convs_filters,
+        "decoder_filters": fv.decoder_filters,
+        "batch_norm_decay": fv.batch_norm_decay,
+        "normalization": fv.normalization,
+        "group_norm_groups": fv.group_norm_groups,
+    }
+    if values["decoder_output_stride"]:
+        values["decoder_output_stride"] = values["decoder_output_stride"][0]
+    return values
+
+
+def model_options_from_flags(fv: flags.FlagValues, num_classes: int,
+                             saved: ModelOptions | None = None, **fields) -> ModelOptions:
+    """ModelOptions from the flags.
+
+    Without `saved` every flag counts (given or default). With `saved` (the options a
+    training run stored) only flags given on the command line override it, so an eval or
+    export run cannot silently differ from training. `fields` (crop_size, ...) are set last.
+    """
+    values = model_flag_values(fv)
+    if saved is not None:
+        values = {**saved.to_dict(),
+                  **{k: v for k, v in values.items() if _given(fv, k)}}
+    values.update(num_classes=num_classes, **fields)
+    try:
+        return ModelOptions.from_dict(values)
+    except ValueError as exc:
+        raise flags.ValidationError(str(exc)) from None
+
+
+def overridden_fields(fv: flags.FlagValues, saved: ModelOptions) -> dict:
+    """{field: (saved, given)} for model flags given on the command line that differ."""
+    given = model_flag_values(fv)
+    saved_values = saved.to_dict()
+    return {k: (saved_values[k], v) for k, v in given.items()
+            if _given(fv, k) and saved_values.get(k) != (list(v) if isinstance(v, tuple) else v)}

@@ -1,0 +1,71 @@
+"""The options a run saves beside its checkpoints, and how later commands find them.
+
+A training run writes `<train_logdir>/options.json` = {"model": ModelOptions fields,
+"train": ..., "data": ...}. eval, vis, export and predict read the model section from the
+checkpoint's directory so their network cannot silently differ from the trained one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+
+from deeplab.model.options import ModelOptions
+
+OPTIONS_FILE = "options.json"
+
+
+def _plain(value):
+    if dataclasses.is_dataclass(value):
+        value = dataclasses.asdict(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def save_run_options(logdir: str, **sections) -> str:
+    """Writes the sections (dataclasses or dicts) atomically; returns the file path."""
+    os.makedirs(logdir, exist_ok=True)
+    path = os.path.join(logdir, OPTIONS_FILE)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump({k: _plain(v) for k, v in sections.items()}, f, indent=2, sort_keys=True)
+    os.replace(tmp, path)
+    return path
+
+
+def find_options_file(checkpoint_path: str) -> str | None:
+    """options.json in `checkpoint_path` (a directory) or beside it (a prefix), or None."""
+    if not checkpoint_path:
+        return None
+    folder = checkpoint_path if os.path.isdir(checkpoint_path) else os.path.dirname(
+        checkpoint_path)
+    path = os.path.join(folder or ".", OPTIONS_FILE)
+    return path if os.path.isfile(path) else None
+
+
+def load_run_options(checkpoint_path: str) -> dict | None:
+    """The saved sections as plain dicts, or None when no options file is found."""
+    path = find_options_file(checkpoint_path)
+    if path is None:
+        return None
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: unreadable run options ({exc})") from None
+
+
+def load_model_options(checkpoint_path: str) -> ModelOptions | None:
+    """The ModelOptions a training run saved for this checkpoint, or None."""
+    saved = load_run_options(checkpoint_path)
+    if not saved or "model" not in saved:
+        return None
+    try:
+        return ModelOptions.from_dict(saved["model"])
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{find_options_file(checkpoint_path)}: bad model options ({exc})") \
+            from None

@@ -1,0 +1,68 @@
+"""Segments images with a DeepLab checkpoint (ours or the original model zoo's).
+
+  python predict.py --checkpoint=CKPT [model flags] --output_dir=OUT a.jpg b.png c.npy
+
+Writes OUT/<stem>.png (one uint8 class index per pixel) per input and, with
+--save_probabilities, OUT/<stem>_probabilities.npy (float32 [H, W, classes]): the mean of the
+softmax over scales and flips after upsampling to the input size.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import numpy as np
+from absl import flags
+
+from deeplab import entry
+from deeplab.flags import define_model_flags
+from deeplab.model.predict import InferenceOptions, Predictor
+from deeplab.utils.image_io import InputError, load_image, save_label_png
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("checkpoint", None, "Checkpoint prefix or a directory holding one.")
+flags.DEFINE_string("output_dir", None, "Where to write <stem>.png per input.")
+flags.DEFINE_integer("num_classes", None, "Classes; by default read from the checkpoint.")
+flags.DEFINE_multi_float("eval_scales", [1.0], "Image scales, repeated for multi-scale.")
+flags.DEFINE_boolean("add_flipped_images", False, "Also run left-right flipped images.")
+flags.DEFINE_boolean("save_probabilities", False, "Also write <stem>_probabilities.npy.")
+define_model_flags(FLAGS)
+
+
+def _output_stems(paths):
+    stems = [os.path.splitext(os.path.basename(p))[0] for p in paths]
+    duplicates = sorted({s for s in stems if stems.count(s) > 1})
+    if duplicates:
+        raise InputError(f"inputs share the output name(s) {', '.join(duplicates)}; "
+                         "predict them in separate runs or rename them")
+    return stems
+
+
+def main(argv):
+    inputs = argv[1:]
+    if not FLAGS.checkpoint or not FLAGS.output_dir:
+        raise flags.ValidationError("--checkpoint and --output_dir are required")
+    if not inputs:
+        raise flags.ValidationError("no input files given (list them after the flags)")
+    stems = _output_stems(inputs)
+    missing = [path for path in inputs if not os.path.isfile(path)]
+    if missing:
+        raise InputError(f"no such input file(s): {', '.join(missing)}")
+    options = entry.inference_model_options(FLAGS, FLAGS.checkpoint, FLAGS.num_classes)
+    model = entry.load_model(options, FLAGS.checkpoint)
+    predictor = Predictor(model, options, InferenceOptions(
+        scales=FLAGS.eval_scales, flip=FLAGS.add_flipped_images))
+    os.makedirs(FLAGS.output_dir, exist_ok=True)
+    for path, stem in zip(inputs, stems, strict=True):
+        probabilities = predictor.probabilities(load_image(path)[None])[0].numpy()
+        save_label_png(probabilities.argmax(-1), os.path.join(FLAGS.output_dir, f"{stem}.png"))
+        if FLAGS.save_probabilities:
+            np.save(os.path.join(FLAGS.output_dir, f"{stem}_probabilities.npy"),
+                    probabilities.astype(np.float32))
+        logging.info("%s -> %s.png", path, stem)
+    print(f"wrote {len(inputs)} label map(s) to {FLAGS.output_dir}")
+
+
+if __name__ == "__main__":
+    entry.run(main)
