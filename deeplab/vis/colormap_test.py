@@ -1,0 +1,124 @@
+"""Tests for the palettes, colouring, overlays, train-id mapping and class names."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from deeplab.vis import class_names, colormap
+
+
+@pytest.mark.parametrize("name,size", [("pascal", 256), ("cityscapes", 256), ("ade20k", 151)])
+def test_shape_and_dtype(name, size):
+    palette = colormap.create_colormap(name)
+    assert palette.shape == (size, 3) and palette.dtype == np.uint8
+
+
+def test_pascal_published_entries():
+    palette = colormap.create_colormap("pascal")
+    expected = [(0, 0, 0), (128, 0, 0), (0, 128, 0), (128, 128, 0), (0, 0, 128), (128, 0, 128),
+                (0, 128, 128), (128, 128, 128), (64, 0, 0), (192, 0, 0), (64, 128, 0)]
+    assert [tuple(c) for c in palette[:11]] == expected
+    assert tuple(palette[15]) == (192, 128, 128)  # person
+    assert tuple(palette[20]) == (0, 64, 128)  # tvmonitor
+    assert tuple(palette[255]) == (224, 224, 192)  # VOC's void boundary colour
+    assert len({tuple(c) for c in palette}) == 256  # all distinct
+    assert np.array_equal(colormap.create_colormap("pascal_voc_seg"), palette)
+
+
+def test_cityscapes_published_entries():
+    palette = colormap.create_colormap("cityscapes")
+    assert tuple(palette[0]) == (128, 64, 128)  # road
+    assert tuple(palette[1]) == (244, 35, 232)  # sidewalk
+    assert tuple(palette[2]) == (70, 70, 70)  # building
+    assert tuple(palette[11]) == (220, 20, 60)  # person
+    assert tuple(palette[13]) == (0, 0, 142)  # car
+    assert tuple(palette[18]) == (119, 11, 32)  # bicycle
+    assert not palette[19:].any()  # padded with black, 255 included
+
+
+def test_ade20k_published_entries():
+    palette = colormap.create_colormap("ade20k")
+    assert [tuple(c) for c in palette[:5]] == [
+        (0, 0, 0), (120, 120, 120), (180, 120, 120), (6, 230, 230), (80, 50, 50)]
+    assert tuple(palette[150]) == (92, 0, 255)
+
+
+def test_unknown_name():
+    with pytest.raises(ValueError, match="unknown colour map 'mapillary'.*pascal"):
+        colormap.create_colormap("mapillary")
+
+
+def test_colorize_round_trip():
+    rng = np.random.default_rng(0)
+    for name, size in (("pascal", 256), ("ade20k", 151), ("cityscapes", 19)):
+        label = rng.integers(0, size, (13, 17)).astype(np.uint8)
+        rgb = colormap.colorize(label, name)
+        assert rgb.shape == (13, 17, 3) and rgb.dtype == np.uint8
+        palette = colormap.create_colormap(name)[:size]
+        # Distinct palette colours: each pixel's colour identifies its label.
+        recovered = np.argmax((rgb[:, :, None, :] == palette).all(-1), axis=-1)
+        np.testing.assert_array_equal(recovered, label)
+
+
+def test_colorize_errors():
+    with pytest.raises(ValueError, match=r"label values \[151, 200\] outside the 151-entry"):
+        colormap.colorize(np.array([[0, 151, 200]]), "ade20k")
+    with pytest.raises(ValueError, match=r"\[-1\]"):
+        colormap.colorize(np.array([[-1, 0]]), "pascal")
+    with pytest.raises(TypeError, match="integer"):
+        colormap.colorize(np.zeros((2, 2), np.float32), "pascal")
+
+
+def test_overlay_arithmetic():
+    image = np.array([[[100, 200, 0], [10, 20, 30]]], np.uint8)  # [1, 2, 3]
+    label = np.array([[1, 255]])
+    out = colormap.overlay(image, label, "pascal", alpha=0.25)
+    # label 1 -> (128, 0, 0); label 255 -> (224, 224, 192).
+    expected = [[[round(0.75 * 100 + 0.25 * 128), round(0.75 * 200), 0],
+                 [round(0.75 * 10 + 0.25 * 224), round(0.75 * 20 + 0.25 * 224),
+                  round(0.75 * 30 + 0.25 * 192)]]]
+    np.testing.assert_array_equal(out, expected)
+    assert out.dtype == np.uint8
+    kept = colormap.overlay(image, label, "pascal", alpha=0.25, ignore_label=255)
+    np.testing.assert_array_equal(kept[0, 1], image[0, 1])
+    np.testing.assert_array_equal(colormap.overlay(image, label, "pascal", alpha=0.0), image)
+    np.testing.assert_array_equal(colormap.overlay(image, label, "pascal", alpha=1.0),
+                                  colormap.colorize(label, "pascal"))
+
+
+def test_overlay_errors():
+    image = np.zeros((4, 5, 3), np.uint8)
+    with pytest.raises(ValueError, match="label shape"):
+        colormap.overlay(image, np.zeros((5, 4), np.int32), "pascal")
+    with pytest.raises(ValueError, match="uint8"):
+        colormap.overlay(image.astype(np.float32), np.zeros((4, 5), np.int32), "pascal")
+    with pytest.raises(ValueError, match="alpha"):
+        colormap.overlay(image, np.zeros((4, 5), np.int32), "pascal", alpha=1.5)
+
+
+def test_cityscapes_train_id_to_label_id():
+    train_ids = np.array([[0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+                          [10, 11, 12, 13, 14, 15, 16, 17, 18, 255]], np.uint8)
+    label_ids = colormap.cityscapes_train_id_to_label_id(train_ids)
+    assert label_ids.dtype == np.uint8 and label_ids.shape == train_ids.shape
+    np.testing.assert_array_equal(
+        label_ids.ravel(),
+        [7, 8, 11, 12, 13, 17, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 31, 32, 33, 0])
+    with pytest.raises(ValueError, match=r"0\.\.18 or 255, got \[19, 254\]"):
+        colormap.cityscapes_train_id_to_label_id(np.array([19, 254, 3]))
+
+
+def test_class_names():
+    voc = class_names.get_class_names("pascal")
+    assert len(voc) == 21 and voc[:3] == ("background", "aeroplane", "bicycle")
+    assert voc[15] == "person" and voc[20] == "tvmonitor"
+    city = class_names.get_class_names("cityscapes")
+    assert len(city) == 19 and city[:3] == ("road", "sidewalk", "building")
+    assert city[18] == "bicycle"
+    ade = class_names.get_class_names("ade20k")
+    assert len(ade) == 151 and ade[:4] == ("other", "wall", "building", "sky")
+    assert ade[150] == "flag"
+    assert class_names.get_class_names("pascal_voc_seg") is voc
+    # One name per palette entry that a dataset uses.
+    assert len(ade) == len(colormap.create_colormap("ade20k"))
