@@ -44,10 +44,10 @@ def resize_pair(image: tf.Tensor, label: tf.Tensor | None, size) -> tuple:
     Args:
       image: float32 [H, W, 3]. label: int32 [H, W, 1] or None. size: int32 [2] (h, w).
     """
-    image = tf.compat.v1.image.resize_bilinear(image[None], size, align_corners=True)[0]
+    image = tf.raw_ops.ResizeBilinear(images=image[None], size=size, align_corners=True)[0]
     if label is not None:
-        label = tf.compat.v1.image.resize_nearest_neighbor(
-            label[None], size, align_corners=True)[0]
+        label = tf.raw_ops.ResizeNearestNeighbor(
+            images=label[None], size=size, align_corners=True)[0]
     return image, label
 
 
@@ -141,11 +141,13 @@ def preprocess_for_train(image, label, options, seed) -> tuple:
       options: a deeplab.data.pipeline.InputOptions (crop_size must be set).
       seed: int tensor [2].
     Returns:
-      (image float32 [crop_h, crop_w, 3] in 0..255, label int32 [crop_h, crop_w, 1]).
+      (image float32 [crop_h, crop_w, 3] in 0..255, label int32 [crop_h, crop_w, 1],
+       size int32 [2]: (height, width) after the optional resize, before scaling).
     """
     crop_h, crop_w = options.crop_size
     image, label = tf.cast(image, tf.float32), tf.cast(label, tf.int32)
     image, label = maybe_resize_to_range(image, label, options)
+    size = tf.shape(image)[:2]
     seeds = tf.random.experimental.stateless_split(seed, 3)
     scale = random_scale(seeds[0], options.min_scale_factor, options.max_scale_factor,
                          options.scale_factor_step_size)
@@ -157,7 +159,7 @@ def preprocess_for_train(image, label, options, seed) -> tuple:
         image, label = random_flip(image, label, seeds[2])
     image.set_shape([crop_h, crop_w, 3])
     label.set_shape([crop_h, crop_w, 1])
-    return image, label
+    return image, label, size
 
 
 def maybe_resize_to_range(image, label, options) -> tuple:
@@ -172,15 +174,16 @@ def preprocess_for_eval(image, label, options, filename) -> tuple:
     """Evaluation: [resize to range], then pad bottom/right to options.crop_size if set.
 
     An image larger than the eval crop fails with an InvalidArgumentError naming the file
-    and both sizes. Returns (image float32 [h, w, 3], label int32 [h, w, 1]) where (h, w) is
-    the crop, or the (resized) image size when crop_size is None.
+    and both sizes. Returns (image float32 [h, w, 3], label int32 [h, w, 1], size int32 [2])
+    where (h, w) is the crop, or the (resized) image size when crop_size is None, and size is
+    the (resized) image size before padding.
     """
     image, label = tf.cast(image, tf.float32), tf.cast(label, tf.int32)
     image, label = maybe_resize_to_range(image, label, options)
-    if options.crop_size is None:
-        return image, label
-    crop_h, crop_w = options.crop_size
     size = tf.shape(image)[:2]
+    if options.crop_size is None:
+        return image, label, size
+    crop_h, crop_w = options.crop_size
     fits = tf.logical_and(size[0] <= crop_h, size[1] <= crop_w)
     message = tf.strings.format(
         "image {} is {}x{} (HxW), larger than the eval crop {}x{}: raise the eval crop size "
@@ -190,4 +193,4 @@ def preprocess_for_eval(image, label, options, filename) -> tuple:
     label = pad_to_size(label, crop_h, crop_w, options.ignore_label)
     image.set_shape([crop_h, crop_w, 3])
     label.set_shape([crop_h, crop_w, 1])
-    return image, label
+    return image, label, size

@@ -48,7 +48,11 @@ ADE20K_CLASSES = (
     "clock", "flag",
 )  # fmt: skip
 
-SYNTHETIC_CLASSES = ("background", "disc", "box", "wedge", "ring", "bar")
+# Each object class is a colour + texture; shapes are drawn at random for every class.
+SYNTHETIC_CLASSES = (
+    "background", "red_hstripes", "green_checker", "blue_dots", "yellow_vstripes",
+    "magenta_diagonal",
+)
 
 
 @dataclasses.dataclass(frozen=True)
