@@ -142,9 +142,9 @@ def resize_bilinear_align_corners(images, size):
     Returns [B, height, width, C] in the dtype of `images` (bfloat16 is resized in float32).
     """
     dtype = images.dtype
-    resized = tf.compat.v1.image.resize_bilinear(
-        tf.cast(images, tf.float32) if dtype != tf.float32 else images, size,
-        align_corners=True)
+    resized = tf.raw_ops.ResizeBilinear(
+        images=tf.cast(images, tf.float32) if dtype != tf.float32 else images,
+        size=tf.cast(size, tf.int32), align_corners=True, half_pixel_centers=False)
     return tf.cast(resized, dtype)
 
 

@@ -1,0 +1,83 @@
+"""Training loss: pixel-wise softmax cross entropy with ignore label, class weights and
+online hard example mining, normalised over the global batch for tf.distribute."""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from deeplab.model.layers import resize_bilinear_align_corners
+
+
+def match_sizes(logits, labels, upsample_logits: bool):
+    """logits [B, h, w, C], labels [B, H, W, 1] -> equal-size pair (logits float32).
+
+    upsample_logits: logits resized to the labels (bilinear, align_corners); otherwise the
+    labels are resized to the logits (nearest neighbour), as the original's flag.
+    """
+    logits = tf.cast(logits, tf.float32)
+    if upsample_logits:
+        return resize_bilinear_align_corners(logits, tf.shape(labels)[1:3]), labels
+    labels = tf.raw_ops.ResizeNearestNeighbor(images=labels, size=tf.shape(logits)[1:3],
+                                              align_corners=True, half_pixel_centers=False)
+    return logits, labels
+
+
+def pixel_weights(labels, num_classes: int, ignore_label: int, label_weights=None):
+    """Per-pixel weights [N]: 0 at ignore (and out-of-range) labels, else the class weight."""
+    valid = tf.logical_and(tf.not_equal(labels, ignore_label),
+                           tf.logical_and(labels >= 0, labels < num_classes))
+    if label_weights is None:
+        return tf.cast(valid, tf.float32)
+    weights = tf.gather(tf.constant(label_weights, tf.float32),
+                        tf.clip_by_value(labels, 0, num_classes - 1))
+    return tf.where(valid, weights, 0.0)
+
+
+def top_k_ratio(step, top_k_percent_pixels: float, hard_example_mining_step: int):
+    """Fraction of pixels kept: ramps linearly from 1 to top_k over the mining steps."""
+    if top_k_percent_pixels >= 1.0:
+        return tf.constant(1.0)
+    if hard_example_mining_step <= 0:
+        return tf.constant(top_k_percent_pixels)
+    ramp = tf.minimum(1.0, tf.cast(step, tf.float32) / float(hard_example_mining_step))
+    return 1.0 - ramp * (1.0 - top_k_percent_pixels)
+
+
+def pixel_losses(logits, labels, num_classes: int, ignore_label: int,
+                 upsample_logits: bool = True, label_weights=None):
+    """Weighted cross entropy per pixel and the count of counted pixels.
+
+    logits [B, h, w, C]; labels int [B, H, W, 1]. Returns (losses float32 [N], count
+    float32 scalar): ignored pixels have loss 0 and are not counted.
+    """
+    logits, labels = match_sizes(logits, labels, upsample_logits)
+    labels = tf.reshape(tf.cast(labels, tf.int32), [-1])
+    logits = tf.reshape(logits, [-1, num_classes])
+    weights = pixel_weights(labels, num_classes, ignore_label, label_weights)
+    ce = tf.nn.sparse_softmax_cross_entropy_with_logits(
+        labels=tf.clip_by_value(labels, 0, num_classes - 1), logits=logits)
+    return ce * weights, tf.reduce_sum(tf.cast(weights > 0, tf.float32))
+
+
+def replica_loss(losses, global_count, top_k=None, num_replicas: int = 1):
+    """This replica's share of the batch loss, so that the replicas' shares sum to it.
+
+    Without top_k: sum(losses) / global_count, global_count being the counted pixels of the
+    whole (global) batch: the global mean cross entropy, split exactly across replicas.
+    With top_k (a fraction in (0, 1]): the mean of this replica's hardest top_k pixels,
+    divided by num_replicas (the original's online hard example mining, per replica).
+    """
+    if top_k is None:
+        return tf.math.divide_no_nan(tf.reduce_sum(losses), global_count)
+    keep = tf.maximum(1, tf.cast(tf.cast(tf.size(losses), tf.float32) * top_k, tf.int32))
+    hardest, _ = tf.math.top_k(losses, k=keep)
+    return tf.reduce_sum(hardest) / tf.cast(keep, tf.float32) / float(num_replicas)
+
+
+def weight_decay_loss(model, weight_decay: float):
+    """weight_decay * sum(w^2) / 2 over Conv2D kernels (slim's l2_regularizer)."""
+    if weight_decay <= 0:
+        return tf.constant(0.0)
+    kernels = [layer.kernel for layer in model._flatten_layers(include_self=False)
+               if type(layer).__name__ == "Conv2D"]
+    return weight_decay * tf.add_n([tf.nn.l2_loss(tf.cast(k, tf.float32)) for k in kernels])

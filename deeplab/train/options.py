@@ -1,0 +1,86 @@
+"""Typed training options; field names and defaults follow the original train.py flags."""
+
+from __future__ import annotations
+
+import dataclasses
+
+OPTIMIZERS = ("momentum", "adam")
+LEARNING_POLICIES = ("poly", "step", "cosine")
+PRECISIONS = ("fp32", "bf16", "fp16")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainOptions:
+    """How to train. Steps count optimizer updates; rates are per step.
+
+    Schedule: `learning_policy` poly (base * (1 - step / decay_steps) ** learning_power, down
+    to end_learning_rate), step (base * decay_factor ** (step // decay_step)) or cosine
+    (from base to end_learning_rate over decay_steps); decay_steps 0 means
+    training_number_of_steps. Before slow_start_step the rate is slow_start_learning_rate.
+    Loss: cross entropy over non-ignored pixels (weighted by label_weights), the hardest
+    top_k_percent_pixels of them once hard_example_mining_step has ramped it in, plus
+    weight_decay * sum(w^2) / 2 over convolution kernels (not depthwise, BN or biases).
+    """
+
+    train_logdir: str
+    training_number_of_steps: int = 30000
+    train_batch_size: int = 8
+    optimizer: str = "momentum"
+    momentum: float = 0.9
+    adam_learning_rate: float = 0.001
+    adam_epsilon: float = 1e-8
+    learning_policy: str = "poly"
+    base_learning_rate: float = 0.0001
+    decay_steps: float = 0.0
+    end_learning_rate: float = 0.0
+    learning_rate_decay_factor: float = 0.1
+    learning_rate_decay_step: int = 2000
+    learning_power: float = 0.9
+    slow_start_step: int = 0
+    slow_start_learning_rate: float = 0.0001
+    weight_decay: float = 4e-5
+    last_layer_gradient_multiplier: float = 1.0
+    last_layers_contain_logits_only: bool = False
+    upsample_logits: bool = True
+    fine_tune_batch_norm: bool = True
+    hard_example_mining_step: int = 0
+    top_k_percent_pixels: float = 1.0
+    label_weights: tuple[float, ...] | None = None
+    tf_initial_checkpoint: str | None = None
+    initialize_last_layer: bool = True
+    log_steps: int = 10
+    save_interval_secs: int = 1200
+    save_interval_steps: int = 0
+    save_summaries_secs: int = 600
+    save_summaries_images: bool = False
+    keep_checkpoint_max: int = 5
+    precision: str = "fp32"
+    num_clones: int = 1
+    xla: bool = False
+    seed: int | None = None
+
+    def __post_init__(self):
+        if self.label_weights is not None:
+            object.__setattr__(self, "label_weights", tuple(float(w) for w in self.label_weights))
+        checks = [
+            (self.optimizer in OPTIMIZERS, f"optimizer must be one of {OPTIMIZERS}"),
+            (self.learning_policy in LEARNING_POLICIES,
+             f"learning_policy must be one of {LEARNING_POLICIES}"),
+            (self.precision in PRECISIONS, f"precision must be one of {PRECISIONS}"),
+            (self.training_number_of_steps > 0, "training_number_of_steps must be positive"),
+            (self.train_batch_size > 0, "train_batch_size must be positive"),
+            (0.0 < self.top_k_percent_pixels <= 1.0, "top_k_percent_pixels must be in (0, 1]"),
+            (self.num_clones >= 1, "num_clones must be at least 1"),
+            (self.keep_checkpoint_max >= 1, "keep_checkpoint_max must be at least 1"),
+            (self.log_steps >= 1, "log_steps must be at least 1"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+        if self.train_batch_size % self.num_clones:
+            raise ValueError(f"train_batch_size={self.train_batch_size} must be divisible by "
+                             f"num_clones={self.num_clones}")
+
+    @property
+    def total_decay_steps(self) -> float:
+        return self.decay_steps or float(self.training_number_of_steps)

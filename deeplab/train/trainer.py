@@ -1,0 +1,299 @@
+"""The training loop: one custom loop over `strategy.run` for every tf.distribute strategy.
+
+    result = train(model_options, train_options, data_options, strategy)
+
+Writes into train_logdir: `options.json` (model, train and data options), checkpoints
+`model.ckpt-<step>` (the newest keep_checkpoint_max), TensorBoard events, and `TRAINING_DONE`
+when the last step is saved. A run started again with the same logdir resumes at the newest
+checkpoint with the same schedule (the step is the optimizer's iteration count).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import os
+import shutil
+import sys
+import time
+
+import keras
+import tensorflow as tf
+
+from deeplab.checkpoints.io import LAST_LAYER_SCOPES, model_checkpoint, restore_model
+from deeplab.data.pipeline import InputOptions, make_dataset
+from deeplab.model.deeplab import build_model
+from deeplab.model.layers import tf1_scope
+from deeplab.model.options import ModelOptions
+from deeplab.train import losses
+from deeplab.train.options import TrainOptions
+from deeplab.train.schedules import DeepLabSchedule
+from deeplab.train.strategy import is_chief, worker_id
+from deeplab.train.summaries import SummaryWriter
+from deeplab.utils.progress import Progress
+from deeplab.utils.run_options import load_run_options, save_run_options
+
+DONE_MARKER = "TRAINING_DONE"
+CHECKPOINT_NAME = "model.ckpt"
+POLICIES = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
+
+
+@dataclasses.dataclass(frozen=True)
+class DataOptions:
+    """Where the training examples come from and how they are preprocessed."""
+
+    dataset: str
+    dataset_dir: str
+    train_split: str
+    num_classes: int
+    ignore_label: int
+    input: InputOptions
+
+
+@dataclasses.dataclass
+class TrainResult:
+    step: int
+    loss: float
+    images_per_second: float
+    seconds_per_step: float
+    checkpoint: str | None
+
+
+class TrainingDiverged(ValueError):
+    """The loss became NaN or infinite."""
+
+
+def build_training_model(options: ModelOptions, precision: str) -> keras.Model:
+    """The network with its layers' dtype policy set by `precision` (global policy restored)."""
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(POLICIES[precision])
+    try:
+        return build_model(options)
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
+def make_optimizer(options: TrainOptions) -> keras.optimizers.Optimizer:
+    schedule = DeepLabSchedule(options)
+    if options.optimizer == "adam":
+        optimizer = keras.optimizers.Adam(schedule, epsilon=options.adam_epsilon)
+    else:
+        optimizer = keras.optimizers.SGD(schedule, momentum=options.momentum)
+    if options.precision == "fp16":
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    return optimizer
+
+
+def gradient_multipliers(model: keras.Model, options: TrainOptions) -> list[float]:
+    """Per trainable variable: last_layer_gradient_multiplier on the last layers (twice
+    that on their biases, as the original), 1 elsewhere."""
+    if options.last_layer_gradient_multiplier == 1.0:
+        return [1.0] * len(model.trainable_variables)
+    scopes = ("logits",) if options.last_layers_contain_logits_only else LAST_LAYER_SCOPES
+    result = []
+    for var in model.trainable_variables:
+        name = tf1_scope(var.path)
+        last = any(name.startswith(s) for s in scopes)
+        factor = options.last_layer_gradient_multiplier if last else 1.0
+        result.append(factor * (2.0 if last and name.endswith("/bias") else 1.0))
+    return result
+
+
+def freeze_batch_norm(model: keras.Model) -> None:
+    """fine_tune_batch_norm=False: BatchNorm uses and keeps its moving statistics."""
+    for layer in model._flatten_layers(include_self=False):
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.trainable = False
+
+
+class Trainer:
+    """Holds the model, optimizer, data and checkpoints of one run; `run()` trains."""
+
+    def __init__(self, model_options: ModelOptions, options: TrainOptions,
+                 data: DataOptions, strategy: tf.distribute.Strategy):
+        self.model_options, self.options, self.data = model_options, options, data
+        self.strategy = strategy
+        self.chief = is_chief(strategy)
+        with strategy.scope():
+            self.model = build_training_model(model_options, options.precision)
+            if not options.fine_tune_batch_norm:
+                freeze_batch_norm(self.model)
+            self.optimizer = make_optimizer(options)
+            self.optimizer.build(self.model.trainable_variables)
+            self.checkpoint = model_checkpoint(self.model, optimizer=self.optimizer)
+        self.manager = tf.train.CheckpointManager(
+            self.checkpoint, self._checkpoint_dir(), max_to_keep=options.keep_checkpoint_max,
+            checkpoint_name=CHECKPOINT_NAME, step_counter=self.optimizer.iterations)
+        self.multipliers = gradient_multipliers(self.model, options)
+
+    @property
+    def step(self) -> int:
+        return int(self.optimizer.iterations.numpy())
+
+    def _checkpoint_dir(self) -> str:
+        """train_logdir on the chief; a scratch folder on other workers (they must save too)."""
+        if self.chief:
+            return self.options.train_logdir
+        return os.path.join(self.options.train_logdir, f".worker{worker_id(self.strategy)}")
+
+    def restore(self) -> None:
+        """Resumes from train_logdir, else starts from tf_initial_checkpoint, else from init."""
+        latest = self.manager.latest_checkpoint
+        if latest:
+            self.checkpoint.restore(latest).expect_partial()
+            logging.info("resumed from %s at step %d", latest, self.step)
+            return
+        if self.options.tf_initial_checkpoint:
+            exclude = ()
+            if not self.options.initialize_last_layer:
+                exclude = (("logits",) if self.options.last_layers_contain_logits_only
+                           else LAST_LAYER_SCOPES)
+            report = restore_model(self.model, self.options.tf_initial_checkpoint,
+                                   exclude_scopes=exclude, allow_missing=True)
+            logging.info("initialised from %s", report.summary())
+
+    def save(self) -> str:
+        path = self.manager.save(checkpoint_number=self.step)
+        if not self.chief:
+            shutil.rmtree(self._checkpoint_dir(), ignore_errors=True)
+        return path
+
+    def dataset(self):
+        def make(context):
+            return make_dataset(self.data.dataset_dir, self.data.train_split,
+                                self.options.train_batch_size, self.data.input, training=True,
+                                seed=self.options.seed, input_context=context)
+
+        return self.strategy.distribute_datasets_from_function(make)
+
+    def _replica_step(self, batch):
+        o, replicas = self.options, self.strategy.num_replicas_in_sync
+        top_k = None
+        if o.top_k_percent_pixels < 1.0:
+            top_k = losses.top_k_ratio(self.optimizer.iterations, o.top_k_percent_pixels,
+                                       o.hard_example_mining_step)
+        with tf.GradientTape() as tape:
+            logits = self.model(batch["image"], training=True)
+            pixel_losses, count = losses.pixel_losses(
+                logits, batch["label"], self.data.num_classes, self.data.ignore_label,
+                o.upsample_logits, o.label_weights)
+            global_count = tf.distribute.get_replica_context().all_reduce("sum", count)
+            ce = losses.replica_loss(pixel_losses, global_count, top_k, replicas)
+            decay = losses.weight_decay_loss(self.model, o.weight_decay) / replicas
+            loss = ce + decay
+            scaled = self.optimizer.scale_loss(loss)  # loss scaling under fp16, else as is
+        variables = self.model.trainable_variables
+        grads = tape.gradient(scaled, variables)
+        grads = [g * m if m != 1.0 else g for g, m in zip(grads, self.multipliers, strict=True)]
+        self.optimizer.apply(grads, variables)
+        norm = tf.linalg.global_norm([tf.cast(g, tf.float32) for g in grads])
+        return {"total_loss": loss, "cross_entropy": ce, "weight_decay": decay,
+                "gradient_norm": norm}
+
+    def make_step_fn(self):
+        def step(iterator):
+            per_replica = self.strategy.run(self._replica_step, args=(next(iterator),))
+            values = {k: self.strategy.reduce("sum", v, axis=None)
+                      for k, v in per_replica.items()}
+            # The gradient norm of the replicas' gradients, averaged (not summed).
+            values["gradient_norm"] /= self.strategy.num_replicas_in_sync
+            return values
+
+        return tf.function(step, jit_compile=self.options.xla or None)
+
+    def run(self) -> TrainResult:
+        """Trains to training_number_of_steps; see the module docstring for what it writes."""
+        o = self.options
+        if self.chief:
+            save_run_options(o.train_logdir, model=self.model_options, train=o, data=self.data)
+        self.restore()
+        start_step = self.step
+        if start_step >= o.training_number_of_steps:
+            logging.info("already at step %d of %d", start_step, o.training_number_of_steps)
+            return TrainResult(start_step, float("nan"), 0.0, 0.0, self.manager.latest_checkpoint)
+        step_fn = self.make_step_fn()
+        iterator = iter(self.dataset())
+        writer = SummaryWriter(o.train_logdir if self.chief else None, self.data, o)
+        monitor = _Monitor(o, start_step)
+        last_save = time.monotonic()
+        values = {}
+        try:
+            while self.step < o.training_number_of_steps:
+                values = {k: float(v) for k, v in step_fn(iterator).items()}
+                step = self.step
+                if not math.isfinite(values["total_loss"]):
+                    raise TrainingDiverged(
+                        f"the loss became {values['total_loss']} at step {step}; the last "
+                        f"good checkpoint is {self.manager.latest_checkpoint or 'none'} "
+                        f"(try a lower --base_learning_rate)")
+                lr = float(self.optimizer.learning_rate)
+                monitor.update(step, values, lr)
+                if step % o.log_steps == 0 or step == o.training_number_of_steps:
+                    writer.scalars(step, {**values, "learning_rate": lr,
+                                          "images_per_second": monitor.images_per_second})
+                writer.maybe_images(step, self.model)
+                due_steps = o.save_interval_steps and step % o.save_interval_steps == 0
+                if due_steps or time.monotonic() - last_save >= o.save_interval_secs:
+                    self.save()
+                    last_save = time.monotonic()
+        except KeyboardInterrupt:
+            logging.warning("interrupted: saving step %d", self.step)
+            self.save()
+            raise
+        finally:
+            monitor.close()
+            writer.close()
+        checkpoint = self.save()
+        if self.chief:
+            with open(os.path.join(o.train_logdir, DONE_MARKER), "w") as f:
+                f.write(f"{self.step}\n")
+        return TrainResult(self.step, values.get("total_loss", float("nan")),
+                           monitor.images_per_second, monitor.seconds_per_step, checkpoint)
+
+
+class _Monitor:
+    """Log lines every log_steps and a progress bar on a terminal."""
+
+    def __init__(self, options: TrainOptions, start_step: int):
+        self.options = options
+        self.start_step = start_step
+        self.start = time.monotonic()
+        self.window_start, self.window_step = self.start, start_step
+        self.seconds_per_step = 0.0
+        self.images_per_second = 0.0
+        self.bar = Progress(options.training_number_of_steps - start_step, "train") \
+            if sys.stderr.isatty() else None
+
+    def update(self, step: int, values: dict, lr: float) -> None:
+        now = time.monotonic()
+        if self.bar is not None:
+            self.bar.update()
+        if step % self.options.log_steps and step != self.options.training_number_of_steps:
+            return
+        steps = max(step - self.window_step, 1)
+        self.seconds_per_step = (now - self.window_start) / steps
+        self.images_per_second = self.options.train_batch_size / max(self.seconds_per_step, 1e-9)
+        self.window_start, self.window_step = now, step
+        logging.info("step %d/%d loss %.4f lr %.3g %.3f s/step %.1f images/s", step,
+                     self.options.training_number_of_steps, values["total_loss"], lr,
+                     self.seconds_per_step, self.images_per_second)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def train(model_options: ModelOptions, options: TrainOptions, data: DataOptions,
+          strategy: tf.distribute.Strategy) -> TrainResult:
+    """Checks the logdir against earlier runs, then trains; see the module docstring."""
+    saved = load_run_options(options.train_logdir) if os.path.isdir(
+        options.train_logdir) else None
+    if saved and "model" in saved and saved["model"] != model_options.to_dict():
+        changed = sorted(k for k, v in model_options.to_dict().items()
+                         if saved["model"].get(k) != v)
+        raise ValueError(f"{options.train_logdir} holds a run with other model options "
+                         f"({', '.join(changed)}); use a new --train_logdir")
+    if options.seed is not None:
+        keras.utils.set_random_seed(options.seed)
+    return Trainer(model_options, options, data, strategy).run()
