@@ -103,13 +103,7 @@ def data_options(model_options):
     from deeplab.model.layers import Preprocess
     from deeplab.train.trainer import DataOptions
 
-    dataset_dir = FLAGS.dataset_dir
-    if dataset_dir is None:
-        if FLAGS.dataset != "synthetic":
-            raise flags.ValidationError(f"--dataset={FLAGS.dataset} needs --dataset_dir")
-        from datasets.synthetic import ensure_synthetic_dataset
-
-        dataset_dir, _ = ensure_synthetic_dataset()
+    dataset_dir = entry.resolve_dataset_dir(FLAGS.dataset, FLAGS.dataset_dir)
     descriptor = load_descriptor(dataset_dir, FLAGS.dataset)
     mean = Preprocess.MEAN_RGB if preprocessing_mode(
         model_options["model_variant"]) == "subtract_mean" else (127.5, 127.5, 127.5)

@@ -18,7 +18,7 @@ from deeplab.checkpoints.io import CheckpointError, checkpoint_num_classes, rest
 from deeplab.flags import model_options_from_flags, overridden_fields  # noqa: E402
 from deeplab.model.deeplab import build_model  # noqa: E402
 from deeplab.model.options import ModelOptions  # noqa: E402
-from deeplab.utils.run_options import load_model_options  # noqa: E402
+from deeplab.utils.run_options import load_model_options, load_run_options  # noqa: E402
 
 USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, flags.ValidationError)
 
@@ -65,3 +65,19 @@ def load_model(options: ModelOptions, checkpoint: str):
             from None
     logging.info(report.summary())
     return model
+
+
+def resolve_dataset_dir(dataset: str, dataset_dir: str | None,
+                        checkpoint_dir: str | None = None) -> str:
+    """The shards directory: the given one, else the training run's (options.json beside
+    `checkpoint_dir`), else the built-in synthetic dataset (generated on first use)."""
+    if dataset_dir:
+        return dataset_dir
+    saved = load_run_options(checkpoint_dir) if checkpoint_dir else None
+    if saved and saved.get("data", {}).get("dataset_dir"):
+        return saved["data"]["dataset_dir"]
+    if dataset != "synthetic":
+        raise flags.ValidationError(f"--dataset={dataset} needs --dataset_dir")
+    from datasets.synthetic import ensure_synthetic_dataset
+
+    return ensure_synthetic_dataset()[0]

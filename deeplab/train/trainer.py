@@ -32,9 +32,13 @@ from deeplab.train.schedules import DeepLabSchedule
 from deeplab.train.strategy import is_chief, worker_id
 from deeplab.train.summaries import SummaryWriter
 from deeplab.utils.progress import Progress
-from deeplab.utils.run_options import load_run_options, save_run_options
+from deeplab.utils.run_options import (
+    clear_training_done,
+    load_run_options,
+    mark_training_done,
+    save_run_options,
+)
 
-DONE_MARKER = "TRAINING_DONE"
 CHECKPOINT_NAME = "model.ckpt"
 POLICIES = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
 
@@ -160,12 +164,19 @@ class Trainer:
         return path
 
     def dataset(self):
-        def make(context):
+        """The distributed training input.
+
+        Local devices split each global batch (so N clones see exactly the batch one device
+        would); several workers each read their own share of the shards.
+        """
+        def make(context=None):
             return make_dataset(self.data.dataset_dir, self.data.train_split,
                                 self.options.train_batch_size, self.data.input, training=True,
                                 seed=self.options.seed, input_context=context)
 
-        return self.strategy.distribute_datasets_from_function(make)
+        if isinstance(self.strategy, tf.distribute.MultiWorkerMirroredStrategy):
+            return self.strategy.distribute_datasets_from_function(make)
+        return self.strategy.experimental_distribute_dataset(make())
 
     def _replica_step(self, batch):
         o, replicas = self.options, self.strategy.num_replicas_in_sync
@@ -207,6 +218,7 @@ class Trainer:
         o = self.options
         if self.chief:
             save_run_options(o.train_logdir, model=self.model_options, train=o, data=self.data)
+            clear_training_done(o.train_logdir)
         self.restore()
         start_step = self.step
         if start_step >= o.training_number_of_steps:
@@ -246,8 +258,7 @@ class Trainer:
             writer.close()
         checkpoint = self.save()
         if self.chief:
-            with open(os.path.join(o.train_logdir, DONE_MARKER), "w") as f:
-                f.write(f"{self.step}\n")
+            mark_training_done(o.train_logdir, f"{self.step}\n")
         return TrainResult(self.step, values.get("total_loss", float("nan")),
                            monitor.images_per_second, monitor.seconds_per_step, checkpoint)
 

@@ -14,6 +14,7 @@ import os
 from deeplab.model.options import ModelOptions
 
 OPTIONS_FILE = "options.json"
+TRAINING_DONE = "TRAINING_DONE"  # marker a finished training run leaves in its logdir
 
 
 def _plain(value):
@@ -69,3 +70,24 @@ def load_model_options(checkpoint_path: str) -> ModelOptions | None:
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{find_options_file(checkpoint_path)}: bad model options ({exc})") \
             from None
+
+
+def training_done(checkpoint_dir: str) -> bool:
+    """True if the trainer has written the TRAINING_DONE marker into `checkpoint_dir`."""
+    return os.path.isfile(os.path.join(checkpoint_dir, TRAINING_DONE))
+
+
+def mark_training_done(checkpoint_dir: str, note: str = "") -> str:
+    """Writes the TRAINING_DONE marker (for the trainer, after its final checkpoint)."""
+    path = os.path.join(checkpoint_dir, TRAINING_DONE)
+    with open(path + ".tmp", "w") as f:
+        f.write(note)
+    os.replace(path + ".tmp", path)
+    return path
+
+
+def clear_training_done(checkpoint_dir: str) -> None:
+    """Removes the marker (a training run starting or resuming in `checkpoint_dir`)."""
+    path = os.path.join(checkpoint_dir, TRAINING_DONE)
+    if os.path.isfile(path):
+        os.remove(path)

@@ -1,0 +1,213 @@
+"""Running exported models: one loader for every format, detected from the path.
+
+    model = load_exported_model(path)
+    probabilities = model(images)      # [B, H, W, 3] uint8/float -> float32 [B, H, W, C]
+
+`path` is one artefact of export_model.py: a frozen graph (`*.pb`), a SavedModel directory,
+an ONNX file (`*.onnx`) or a TFLite file (`*.tflite`); or an export directory holding
+exactly one of them. Every format runs the same computation (see `deeplab.export.graph`):
+the image is padded to (or shrunk to fit) the crop size baked in at export, scales and flips
+are baked in too, and the result is at the input size.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+import numpy as np
+import tensorflow as tf
+
+from deeplab.export import frozen, onnx, saved_model
+from deeplab.export.errors import ExportError
+from deeplab.export.graph import INPUT_NAME, PROBABILITIES_NAME
+
+FORMAT_SUFFIXES = {".pb": "frozen", ".onnx": "onnx", ".tflite": "tflite"}
+
+
+def as_uint8_images(images) -> np.ndarray:
+    """[B, H, W, 3] raw pixels (uint8, or float in 0..255, rounded) -> uint8 numpy."""
+    images = np.asarray(images)
+    if images.ndim != 4 or images.shape[-1] != 3:
+        raise ValueError(f"images must be [batch, height, width, 3], got {list(images.shape)}")
+    if images.dtype == np.uint8:
+        return images
+    return np.clip(np.rint(images), 0, 255).astype(np.uint8)
+
+
+class ExportedModel:
+    """An exported DeepLab model, callable on images.
+
+    Attributes: `path`, `format` ("frozen", "saved_model", "onnx" or "tflite").
+    `__call__(images)`: images [B, H, W, 3] uint8, or float raw pixels 0..255 (rounded to
+    uint8, the exported input type) -> float32 numpy probabilities [B, H, W, C].
+    `labels(images)` -> int32 numpy [B, H, W] (their argmax).
+    """
+
+    format = ""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def __call__(self, images) -> np.ndarray:
+        images = as_uint8_images(images)
+        return np.concatenate([self._run(image[None]) for image in images], axis=0)
+
+    def labels(self, images) -> np.ndarray:
+        return self(images).argmax(axis=-1).astype(np.int32)
+
+    def _run(self, image: np.ndarray) -> np.ndarray:
+        """uint8 [1, H, W, 3] -> float32 [1, H, W, C]."""
+        raise NotImplementedError
+
+
+class FrozenGraphModel(ExportedModel):
+    """frozen_inference_graph.pb, run in a TF1 Session by tensor name as the original's demo."""
+
+    format = "frozen"
+
+    def __init__(self, path: str):
+        super().__init__(path)
+        graph_def = frozen.read_graph_def(path)
+        frozen.check_node_names(graph_def, path)
+        graph = tf.Graph()
+        with graph.as_default():
+            tf.compat.v1.import_graph_def(graph_def, name="")
+        self._session = tf.compat.v1.Session(graph=graph)
+
+    def _run(self, image):
+        return self._session.run(f"{PROBABILITIES_NAME}:0", feed_dict={f"{INPUT_NAME}:0": image})
+
+
+class SavedModelModel(ExportedModel):
+    """SavedModel directory, run through its batched `serving_default` signature.
+
+    `loaded` is the `tf.saved_model.load` object (all signatures, e.g. serving_bytes).
+    """
+
+    format = "saved_model"
+
+    def __init__(self, path: str):
+        super().__init__(path)
+        try:
+            loaded = tf.saved_model.load(path)
+            self._signature = loaded.signatures[saved_model.DEFAULT_SIGNATURE]
+        except (OSError, KeyError, ValueError) as exc:
+            raise ExportError(f"{path}: not a DeepLab SavedModel ({exc})") from None
+        self.loaded = loaded  # also keeps the variables alive
+
+    def __call__(self, images) -> np.ndarray:
+        images = tf.constant(as_uint8_images(images))
+        return self._signature(images=images)["probabilities"].numpy()
+
+
+class OnnxModel(ExportedModel):
+    """model.onnx, run by ONNX Runtime on the CPU."""
+
+    format = "onnx"
+
+    def __init__(self, path: str):
+        super().__init__(path)
+        try:
+            import onnxruntime  # noqa: PLC0415 - optional dependency
+        except ImportError:
+            raise ExportError(f"{path}: running ONNX models needs onnxruntime "
+                              "(pip install onnxruntime)") from None
+        try:
+            self._session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own types
+            raise ExportError(f"{path}: not a readable ONNX model ({exc})") from None
+        self._input = self._session.get_inputs()[0].name
+        self._output = onnx.OUTPUTS[1]
+
+    def _run(self, image):
+        return self._session.run([self._output], {self._input: image})[0]
+
+
+def _tflite_interpreter(path: str, num_threads: int | None):
+    """LiteRT's interpreter when installed (ai-edge-litert), else tf.lite's."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter  # noqa: PLC0415
+    except ImportError:
+        Interpreter = tf.lite.Interpreter  # noqa: N806
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation notice
+        try:
+            return Interpreter(model_path=path, num_threads=num_threads)
+        except ValueError as exc:
+            raise ExportError(f"{path}: not a readable TFLite model ({exc})") from None
+
+
+class TfliteModel(ExportedModel):
+    """model.tflite / model_dynamic_range.tflite, resized to each input's shape."""
+
+    format = "tflite"
+
+    def __init__(self, path: str, num_threads: int | None = None):
+        super().__init__(path)
+        self._interpreter = _tflite_interpreter(path, num_threads)
+        self._input = self._interpreter.get_input_details()[0]["index"]
+        outputs = [d for d in self._interpreter.get_output_details()
+                   if d["dtype"] == np.float32 and len(d["shape_signature"]) == 4]
+        if len(outputs) != 1:
+            raise ExportError(f"{path}: expected one float32 [1, H, W, C] output, found "
+                              f"{[d['name'] for d in self._interpreter.get_output_details()]}")
+        self._output = outputs[0]["index"]
+        self._shape = None
+
+    def _run(self, image):
+        if self._shape != image.shape:
+            self._interpreter.resize_tensor_input(self._input, image.shape)
+            self._interpreter.allocate_tensors()
+            self._shape = image.shape
+        self._interpreter.set_tensor(self._input, image)
+        self._interpreter.invoke()
+        return self._interpreter.get_tensor(self._output).copy()
+
+
+LOADERS = {"frozen": FrozenGraphModel, "saved_model": SavedModelModel, "onnx": OnnxModel,
+           "tflite": TfliteModel}
+
+
+def artefacts_in(directory: str) -> list[str]:
+    """Paths of the exported models directly inside `directory` (sorted)."""
+    found = []
+    for name in sorted(os.listdir(directory)):
+        full = os.path.join(directory, name)
+        if os.path.isfile(full) and os.path.splitext(name)[1] in FORMAT_SUFFIXES:
+            found.append(full)
+        elif os.path.isfile(os.path.join(full, "saved_model.pb")):
+            found.append(full)
+    return found
+
+
+def detect_format(path: str) -> tuple[str, str]:
+    """(format, artefact path) for `path`; ExportError when it is none of the formats."""
+    if not os.path.exists(path):
+        raise ExportError(f"{path}: no such exported model")
+    if os.path.basename(path) == "saved_model.pb":
+        path = os.path.dirname(path) or "."
+    if os.path.isdir(path):
+        if os.path.isfile(os.path.join(path, "saved_model.pb")):
+            return "saved_model", path
+        found = artefacts_in(path)
+        if len(found) != 1:
+            detail = f"holds {len(found)}: {', '.join(found)}" if found else "holds none"
+            raise ExportError(f"{path}: pass one exported model (frozen .pb, SavedModel "
+                              f"directory, .onnx or .tflite); this directory {detail}")
+        return detect_format(found[0])
+    suffix = os.path.splitext(path)[1].lower()
+    if suffix not in FORMAT_SUFFIXES:
+        raise ExportError(f"{path}: unknown exported-model format (expected a frozen .pb, a "
+                          "SavedModel directory, .onnx or .tflite)")
+    return FORMAT_SUFFIXES[suffix], path
+
+
+def load_exported_model(path: str, **kwargs) -> ExportedModel:
+    """The exported model at `path`, ready to call; see the module docstring.
+
+    kwargs go to the format's loader (TFLite: num_threads). Raises ExportError (a
+    ValueError) naming the path when it is missing, of an unknown format or unreadable.
+    """
+    fmt, artefact = detect_format(path)
+    return LOADERS[fmt](artefact, **kwargs)

@@ -1,0 +1,52 @@
+"""Format detection and input handling of the exported-model loader."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from deeplab.export.errors import ExportError
+from deeplab.export.runners import as_uint8_images, detect_format, load_exported_model
+
+
+def test_formats_are_detected_from_the_path(tmp_path):
+    for name in ("g.pb", "m.onnx", "m.tflite"):
+        (tmp_path / name).write_bytes(b"x")
+    (tmp_path / "sm").mkdir()
+    (tmp_path / "sm" / "saved_model.pb").write_bytes(b"x")
+    assert detect_format(str(tmp_path / "g.pb")) == ("frozen", str(tmp_path / "g.pb"))
+    assert detect_format(str(tmp_path / "m.onnx"))[0] == "onnx"
+    assert detect_format(str(tmp_path / "m.tflite"))[0] == "tflite"
+    assert detect_format(str(tmp_path / "sm")) == ("saved_model", str(tmp_path / "sm"))
+    assert detect_format(str(tmp_path / "sm" / "saved_model.pb"))[0] == "saved_model"
+
+
+def test_directory_with_one_artefact_is_that_artefact_and_several_are_refused(tmp_path):
+    (tmp_path / "model.onnx").write_bytes(b"x")
+    assert detect_format(str(tmp_path)) == ("onnx", str(tmp_path / "model.onnx"))
+    (tmp_path / "model.tflite").write_bytes(b"x")
+    with pytest.raises(ExportError, match="holds 2: .*model.onnx, .*model.tflite"):
+        detect_format(str(tmp_path))
+
+
+@pytest.mark.parametrize("name, message", [("missing.pb", "no such exported model"),
+                                           ("weights.h5", "unknown exported-model format")])
+def test_bad_paths_are_named_in_the_error(tmp_path, name, message):
+    if name.endswith(".h5"):
+        (tmp_path / name).write_bytes(b"x")
+    with pytest.raises(ExportError, match=message):
+        load_exported_model(str(tmp_path / name))
+
+
+@pytest.mark.parametrize("name", ["bad.pb", "bad.tflite"])
+def test_unreadable_artefacts_are_named_in_the_error(tmp_path, name):
+    (tmp_path / name).write_bytes(b"not a model")
+    with pytest.raises(ExportError, match=name):
+        load_exported_model(str(tmp_path / name))
+
+
+def test_float_images_are_rounded_to_uint8():
+    images = np.array([[[[0.4, 254.6, 300.0]]]], np.float32)
+    np.testing.assert_array_equal(as_uint8_images(images), [[[[0, 255, 255]]]])
+    with pytest.raises(ValueError, match="batch, height, width, 3"):
+        as_uint8_images(np.zeros((4, 4, 3)))

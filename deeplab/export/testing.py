@@ -1,0 +1,49 @@
+"""Small models for the export tests (not used by the library)."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+from deeplab.model.deeplab import build_model
+from deeplab.model.options import ModelOptions
+
+SMALL_OPTIONS = ModelOptions(model_variant="mobilenet_v2", depth_multiplier=0.5, num_classes=5)
+TINY_OPTIONS = ModelOptions(num_classes=3, output_stride=16, decoder_output_stride=4)
+
+
+def calibrate_batch_norm(model: keras.Model, height: int = 65, width: int = 65,
+                         seed: int = 0) -> None:
+    """Sets every BatchNorm's moving statistics to those of one random batch.
+
+    A freshly initialised network's activations vanish (logits ~1e-11, ties everywhere);
+    after this its logits vary by a few units, so label comparisons mean something.
+    """
+    layers = [layer for layer in model._flatten_layers()
+              if isinstance(layer, keras.layers.BatchNormalization)]
+    momenta = [layer.momentum for layer in layers]
+    for layer in layers:
+        layer.momentum = 0.0
+    images = np.random.default_rng(seed).uniform(0, 255, (2, height, width, 3))
+    model(images.astype(np.float32), training=True)
+    for layer, momentum in zip(layers, momenta, strict=True):
+        layer.momentum = momentum
+
+
+def small_model(options: ModelOptions = SMALL_OPTIONS, seed: int = 1) -> keras.Model:
+    """MobileNetV2 x0.5 DeepLab with 5 classes and calibrated batch norm."""
+    keras.utils.set_random_seed(seed)
+    model = build_model(options)
+    calibrate_batch_norm(model)
+    return model
+
+
+def tiny_model(num_classes: int = TINY_OPTIONS.num_classes, seed: int = 0) -> keras.Model:
+    """[B, H, W, 3] raw pixels -> logits at stride 4 (average pool + 1x1 conv); fits
+    TINY_OPTIONS. Converts in about a second."""
+    images = keras.Input((None, None, 3))
+    x = keras.layers.Rescaling(2.0 / 255.0, offset=-1.0)(images)
+    x = keras.layers.AveragePooling2D(4, 4, padding="same")(x)
+    x = keras.layers.Conv2D(num_classes, 1, kernel_initializer=keras.initializers.RandomNormal(
+        stddev=1.0, seed=seed), bias_initializer="zeros")(x)
+    return keras.Model(images, x)

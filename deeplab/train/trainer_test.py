@@ -1,0 +1,113 @@
+"""The training loop in-process: what a run writes, resuming, divergence, fine-tuning."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from datasets.synthetic import write_synthetic_dataset
+from deeplab.checkpoints.io import variable_map
+from deeplab.data.pipeline import InputOptions
+from deeplab.model.options import ModelOptions
+from deeplab.train.options import TrainOptions
+from deeplab.train.schedules import DeepLabSchedule
+from deeplab.train.trainer import DataOptions, Trainer, TrainingDiverged, train
+from deeplab.utils.run_options import TRAINING_DONE
+
+MODEL = ModelOptions(model_variant="mobilenet_v2", depth_multiplier=0.5, num_classes=6,
+                     decoder_output_stride=4, aspp_convs_filters=16, decoder_filters=16)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    folder = str(tmp_path_factory.mktemp("synthetic"))
+    descriptor = write_synthetic_dataset(folder, num_train=8, num_val=4, image_size=(33, 33))
+    return DataOptions("synthetic", folder, "train", descriptor.num_classes,
+                       descriptor.ignore_label, InputOptions(crop_size=(33, 33)))
+
+
+def options(logdir, **kwargs):
+    defaults = dict(train_logdir=str(logdir), training_number_of_steps=3, train_batch_size=2,
+                    base_learning_rate=0.01, log_steps=1, seed=1, save_interval_secs=3600)
+    return TrainOptions(**{**defaults, **kwargs})
+
+
+def strategy():
+    return tf.distribute.OneDeviceStrategy("/cpu:0")
+
+
+@pytest.fixture(scope="module")
+def first_run(data, tmp_path_factory):
+    """A finished 3-step run: (logdir, TrainResult). Tests copy it before changing it."""
+    logdir = tmp_path_factory.mktemp("first_run")
+    return logdir, train(MODEL, options(logdir), data, strategy())
+
+
+def test_run_writes_checkpoint_events_options_and_marker(first_run, data):
+    logdir, result = first_run
+    assert result.step == 3 and np.isfinite(result.loss)
+    assert result.checkpoint.endswith("model.ckpt-3")
+    assert os.path.isfile(logdir / TRAINING_DONE)
+    assert any(f.startswith("events.out.tfevents") for f in os.listdir(logdir))
+    saved = json.loads((logdir / "options.json").read_text())
+    assert ModelOptions.from_dict(saved["model"]) == MODEL
+    assert saved["train"]["training_number_of_steps"] == 3
+    assert saved["data"]["dataset_dir"] == data.dataset_dir
+
+
+def _copy(first_run, tmp_path):
+    logdir = tmp_path / "run"
+    shutil.copytree(first_run[0], logdir)
+    return logdir
+
+
+def test_resume_continues_at_saved_step_with_the_same_schedule(first_run, data, tmp_path):
+    logdir = _copy(first_run, tmp_path)
+    trainer = Trainer(MODEL, options(logdir, training_number_of_steps=5), data, strategy())
+    trainer.restore()
+    assert trainer.step == 3
+    expected = float(DeepLabSchedule(trainer.options)(3))
+    assert float(trainer.optimizer.learning_rate) == pytest.approx(expected)
+    assert trainer.run().step == 5
+    assert sorted(f for f in os.listdir(logdir) if f.endswith(".index")) == [
+        "model.ckpt-3.index", "model.ckpt-5.index"]
+
+
+def test_other_model_options_in_the_same_logdir_are_refused(first_run, data):
+    with pytest.raises(ValueError, match="other model options.*num_classes"):
+        train(MODEL.replace(num_classes=7), options(first_run[0]), data, strategy())
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(first_run, data, tmp_path):
+    logdir = _copy(first_run, tmp_path)
+    trainer = Trainer(MODEL, options(logdir, training_number_of_steps=6), data, strategy())
+    trainer.restore()
+    kernel = variable_map(trainer.model)["logits/semantic/weights"]
+    kernel.assign(np.full(kernel.shape, np.nan, np.float32))
+    trainer.restore = lambda: None  # keep the poisoned weights
+    with pytest.raises(TrainingDiverged, match="at step 4.*model.ckpt-3"):
+        trainer.run()
+    assert not os.path.exists(logdir / "model.ckpt-4.index")
+
+
+def test_fine_tunes_a_reference_checkpoint_with_another_class_count(
+        data, tmp_path, reference_checkpoint):
+    model = ModelOptions(model_variant="mobilenet_v2", num_classes=6)
+    opts = options(tmp_path, training_number_of_steps=1,
+                   tf_initial_checkpoint=reference_checkpoint("mobilenet_v2"),
+                   initialize_last_layer=False, last_layers_contain_logits_only=True)
+    trainer = Trainer(model, opts, data, strategy())
+    trainer.restore()
+    names = variable_map(trainer.model)
+    reader = tf.train.load_checkpoint(reference_checkpoint("mobilenet_v2"))
+    np.testing.assert_array_equal(names["MobilenetV2/Conv/weights"].numpy(),
+                                  reader.get_tensor("MobilenetV2/Conv/weights"))
+    np.testing.assert_array_equal(names["aspp0/weights"].numpy(),
+                                  reader.get_tensor("aspp0/weights"))
+    assert names["logits/semantic/weights"].shape == (1, 1, 256, 6)
+    assert trainer.run().step == 1

@@ -1,0 +1,174 @@
+"""Evaluates checkpoints on a dataset split: mIoU, per-class IoU, pixel accuracy.
+
+  python eval.py --checkpoint_dir=TRAIN_LOGDIR --eval_logdir=OUT --dataset=pascal_voc_seg \
+      --dataset_dir=TFRECORDS [--eval_scales=0.5 --eval_scales=0.75 ... --add_flipped_images]
+
+The original's flags; the model flags default to the options the training run saved beside
+its checkpoints (options.json), and a model-zoo checkpoint (original format) evaluates as is.
+With --max_number_of_evaluations=1 the newest checkpoint is evaluated once; otherwise eval
+waits for new checkpoints, evaluates each once, and stops after max_number_of_evaluations
+(0: no limit), when the trainer has written TRAINING_DONE into checkpoint_dir, or after
+--eval_timeout_secs without a new one. --model=PATH evaluates an exported model instead.
+
+Writes to eval_logdir: metrics.json (and metrics-<step>.json), per_class_iou.png,
+confusion_matrix.png and TensorBoard events; prints the table to stdout.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from absl import flags
+
+from deeplab import entry
+from deeplab.data import pipeline
+from deeplab.data.descriptors import load_descriptor
+from deeplab.evaluate import continuous, evaluator
+from deeplab.evaluate.summaries import EvalOutputs, miou_tag
+from deeplab.flags import define_model_flags
+from deeplab.model.predict import InferenceOptions
+
+FLAGS = flags.FLAGS
+# The original eval.py's flags (atrous_rates, output_stride, quantize_delay_step come with
+# the model flags).
+flags.DEFINE_string("master", "", "Unused (TF1 session master); accepted for compatibility.")
+flags.DEFINE_string("eval_logdir", None, "Where to write metrics, plots and event logs.")
+flags.DEFINE_string("checkpoint_dir", None,
+                    "Directory of checkpoints (ours or the original's), or one checkpoint prefix.")
+flags.DEFINE_integer("eval_batch_size", 1, "Images per batch (1 when --eval_crop_size is empty).")
+flags.DEFINE_list("eval_crop_size", "513,513",
+                  "Pad every image to this height,width (as the original); empty runs every "
+                  "image whole, giving exactly predict.py's labels.")
+flags.DEFINE_integer("eval_interval_secs", 60 * 5, "Minimum seconds between two evaluations.")
+flags.DEFINE_multi_float("eval_scales", [1.0], "Image scales, repeated for multi-scale.")
+flags.DEFINE_bool("add_flipped_images", False, "Also run left-right flipped images.")
+flags.DEFINE_string("dataset", "pascal_voc_seg",
+                    "Built-in dataset name (used when dataset_dir has no dataset.json).")
+flags.DEFINE_string("eval_split", "val", "Split to evaluate.")
+flags.DEFINE_string("dataset_dir", None, "Directory of the TFRecord shards (default: the "
+                    "training run's, else the built-in dataset for --dataset=synthetic).")
+flags.DEFINE_integer("max_number_of_evaluations", 0,
+                     "Stop after this many evaluations; 0 evaluates new checkpoints until "
+                     "training has finished (TRAINING_DONE in checkpoint_dir).")
+# common.py's resize flags.
+flags.DEFINE_integer("min_resize_value", None, "Resize images so the shorter side is this.")
+flags.DEFINE_integer("max_resize_value", None, "Cap on the longer side after resizing.")
+flags.DEFINE_integer("resize_factor", None, "Resized sizes are multiples of this plus one.")
+flags.DEFINE_boolean("keep_aspect_ratio", True, "Keep the aspect ratio when resizing.")
+# Beside the original's.
+flags.DEFINE_list("eval_window_size", None,
+                  "Sliding-window height,width for images larger than the model's comfort "
+                  "(e.g. Cityscapes 1024x2048); unset runs whole images.")
+flags.DEFINE_list("eval_window_stride", None,
+                  "Window stride height,width (default 2/3 of the window); probabilities of "
+                  "overlapping windows are averaged.")
+flags.DEFINE_integer("eval_timeout_secs", None,
+                     "Stop continuous evaluation after this many seconds without a new "
+                     "checkpoint (unset: wait until TRAINING_DONE).")
+flags.DEFINE_string("model", None,
+                    "An exported model (deeplab.export) to evaluate instead of a checkpoint.")
+define_model_flags(FLAGS)
+
+
+def pair_flag(name: str) -> tuple[int, int] | None:
+    """A height,width list flag as a pair of positive ints, or None when empty/unset."""
+    try:
+        return evaluator.parse_size(FLAGS[name].value, f"--{name}")
+    except ValueError as exc:
+        raise flags.ValidationError(str(exc)) from None
+
+
+def _check_flags() -> None:
+    missing = [n for n in ("eval_logdir",) if not FLAGS[n].value]
+    if not (FLAGS.checkpoint_dir or FLAGS.model):
+        missing.append("checkpoint_dir (or --model)")
+    if missing:
+        raise flags.ValidationError(f"--{' and --'.join(missing)} required")
+    if FLAGS.eval_batch_size < 1:
+        raise flags.ValidationError("--eval_batch_size must be at least 1")
+    if FLAGS.master:
+        logging.warning("--master=%s is ignored (no TF1 sessions)", FLAGS.master)
+
+
+def _inference_options() -> InferenceOptions:
+    try:
+        return InferenceOptions(scales=FLAGS.eval_scales, flip=FLAGS.add_flipped_images,
+                                window=pair_flag("eval_window_size"),
+                                window_stride=pair_flag("eval_window_stride"))
+    except ValueError as exc:
+        raise flags.ValidationError(str(exc)) from None
+
+
+def _exported_model(path: str, inference: InferenceOptions):
+    """The probabilities function of an exported model (scales and flip baked in at export)."""
+    if inference != InferenceOptions():
+        raise flags.ValidationError("--eval_scales, --add_flipped_images and the window flags "
+                                    "apply to checkpoints; an exported model has its scales "
+                                    "and flip baked in (export_model.py)")
+    try:
+        from deeplab.export.runners import load_exported_model
+    except ImportError as exc:
+        raise ValueError(f"--model needs deeplab.export.runners, not available here ({exc})") \
+            from None
+    return evaluator.single_image_fn(load_exported_model(path))
+
+
+def _input_options(descriptor, model_variant):
+    crop = pair_flag("eval_crop_size")
+    if crop is None and FLAGS.eval_batch_size != 1:
+        raise flags.ValidationError("--eval_batch_size must be 1 when --eval_crop_size is empty "
+                                    "(whole images differ in size)")
+    return evaluator.eval_input_options(
+        descriptor, crop, model_variant, min_resize_value=FLAGS.min_resize_value,
+        max_resize_value=FLAGS.max_resize_value, resize_factor=FLAGS.resize_factor,
+        keep_aspect_ratio=FLAGS.keep_aspect_ratio)
+
+
+def _info(descriptor, inference, **extra) -> dict:
+    return {"dataset": descriptor.name, "dataset_dir": FLAGS.dataset_dir,
+            "split": FLAGS.eval_split, "eval_crop_size": pair_flag("eval_crop_size"),
+            "eval_scales": list(inference.scales), "add_flipped_images": inference.flip,
+            "eval_window_size": inference.window, "eval_window_stride": inference.window_stride,
+            **extra}
+
+
+def _evaluate(predictor, descriptor, input_options, outputs, step, info) -> None:
+    evaluation = evaluator.run_evaluation(predictor, FLAGS.dataset_dir, FLAGS.eval_split,
+                                          descriptor, input_options, FLAGS.eval_batch_size)
+    print(evaluation.summary(), flush=True)
+    paths = outputs.write(evaluation, step, info)
+    print(f"wrote {', '.join(paths)} and TensorBoard events to {FLAGS.eval_logdir}", flush=True)
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise flags.ValidationError(f"unexpected arguments: {' '.join(argv[1:])}")
+    _check_flags()
+    FLAGS.dataset_dir = entry.resolve_dataset_dir(FLAGS.dataset, FLAGS.dataset_dir,
+                                                  FLAGS.checkpoint_dir)
+    descriptor = load_descriptor(FLAGS.dataset_dir, FLAGS.dataset)
+    pipeline.list_shards(FLAGS.dataset_dir, FLAGS.eval_split)  # fail before loading a model
+    inference = _inference_options()
+    input_options = _input_options(descriptor, FLAGS.model_variant)
+    with EvalOutputs(FLAGS.eval_logdir, miou_tag(inference.scales, inference.flip)) as outputs:
+        if FLAGS.model:
+            info = _info(descriptor, inference, model=FLAGS.model)
+            _evaluate(_exported_model(FLAGS.model, inference), descriptor, input_options,
+                      outputs, None, info)
+            return
+        predictors = evaluator.CheckpointPredictors(
+            descriptor, inference, entry.load_model,
+            lambda prefix: entry.inference_model_options(FLAGS, prefix, descriptor.num_classes))
+        for prefix in continuous.checkpoints_to_evaluate(
+                FLAGS.checkpoint_dir, FLAGS.max_number_of_evaluations, FLAGS.eval_interval_secs,
+                FLAGS.eval_timeout_secs):
+            step = continuous.checkpoint_step(prefix)
+            logging.info("evaluating %s (step %s)", prefix, step)
+            predictor = predictors.load(prefix)
+            input_options = _input_options(descriptor, predictor.options.model_variant)
+            info = _info(descriptor, inference, checkpoint=prefix)
+            _evaluate(predictor, descriptor, input_options, outputs, step, info)
+
+
+if __name__ == "__main__":
+    entry.run(main)

@@ -1,0 +1,148 @@
+"""Saves coloured predictions of a dataset split: image, prediction, overlay, ground truth.
+
+  python vis.py --checkpoint_dir=TRAIN_LOGDIR --vis_logdir=OUT --dataset=cityscapes \
+      --dataset_dir=TFRECORDS --vis_split=val_fine --vis_crop_size=1025,2049 \
+      --also_save_raw_predictions --max_number_of_iterations=1
+
+Writes OUT/segmentation_results/<filename>_{image,prediction,overlay,label}.png, named by
+each record's image/filename, and with --also_save_raw_predictions
+OUT/raw_segmentation_results/<filename>.png (class indices; for Cityscapes the official
+label ids, the evaluation server's format). Prediction is the same code as eval.py and
+predict.py (multi-scale, flip, sliding window). Like the original, it processes each new
+checkpoint in checkpoint_dir until max_number_of_iterations (0: until TRAINING_DONE).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from absl import flags
+
+from deeplab import entry
+from deeplab.data import pipeline
+from deeplab.data.descriptors import load_descriptor
+from deeplab.evaluate import continuous, evaluator
+from deeplab.flags import define_model_flags
+from deeplab.model.predict import InferenceOptions
+from deeplab.utils.progress import Progress
+from deeplab.vis import colormap
+from deeplab.vis.visualizer import Visualizer
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("master", "", "Unused (TF1 session master); accepted for compatibility.")
+flags.DEFINE_string("vis_logdir", None, "Where to write the pictures.")
+flags.DEFINE_string("checkpoint_dir", None,
+                    "Directory of checkpoints (ours or the original's), or one checkpoint prefix.")
+flags.DEFINE_integer("vis_batch_size", 1, "Images per batch (1 when --vis_crop_size is empty).")
+flags.DEFINE_list("vis_crop_size", "513,513",
+                  "Pad every image to this height,width (as the original); empty runs every "
+                  "image whole.")
+flags.DEFINE_integer("eval_interval_secs", 60 * 5, "Minimum seconds between two passes.")
+flags.DEFINE_multi_float("eval_scales", [1.0], "Image scales, repeated for multi-scale.")
+flags.DEFINE_bool("add_flipped_images", False, "Also run left-right flipped images.")
+flags.DEFINE_string("dataset", "pascal_voc_seg",
+                    "Built-in dataset name (used when dataset_dir has no dataset.json).")
+flags.DEFINE_string("vis_split", "val", "Split to visualise.")
+flags.DEFINE_string("dataset_dir", None, "Directory of the TFRecord shards (default: the "
+                    "training run's, else the built-in dataset for --dataset=synthetic).")
+flags.DEFINE_enum("colormap_type", "pascal", list(colormap.COLORMAP_NAMES),
+                  "Colour map; when not given, cityscapes and ade20k data use their own.")
+flags.DEFINE_boolean("also_save_raw_predictions", False,
+                     "Also save raw label maps (Cityscapes: official label ids).")
+flags.DEFINE_integer("max_number_of_iterations", 0,
+                     "Passes over new checkpoints; 0 continues until training has finished "
+                     "(TRAINING_DONE in checkpoint_dir).")
+flags.DEFINE_integer("min_resize_value", None, "Resize images so the shorter side is this.")
+flags.DEFINE_integer("max_resize_value", None, "Cap on the longer side after resizing.")
+flags.DEFINE_integer("resize_factor", None, "Resized sizes are multiples of this plus one.")
+flags.DEFINE_boolean("keep_aspect_ratio", True, "Keep the aspect ratio when resizing.")
+flags.DEFINE_list("eval_window_size", None, "Sliding-window height,width; unset: whole images.")
+flags.DEFINE_list("eval_window_stride", None, "Window stride height,width (default 2/3).")
+flags.DEFINE_integer("eval_timeout_secs", None,
+                     "Stop after this many seconds without a new checkpoint (unset: wait "
+                     "until TRAINING_DONE).")
+define_model_flags(FLAGS)
+
+
+def pair_flag(name: str) -> tuple[int, int] | None:
+    """A height,width list flag as a pair of positive ints, or None when empty/unset."""
+    try:
+        return evaluator.parse_size(FLAGS[name].value, f"--{name}")
+    except ValueError as exc:
+        raise flags.ValidationError(str(exc)) from None
+
+
+def _check_flags() -> None:
+    missing = [n for n in ("vis_logdir", "checkpoint_dir") if not FLAGS[n].value]
+    if missing:
+        raise flags.ValidationError(f"--{' and --'.join(missing)} required")
+    if FLAGS.vis_batch_size < 1:
+        raise flags.ValidationError("--vis_batch_size must be at least 1")
+    if not pair_flag("vis_crop_size") and FLAGS.vis_batch_size != 1:
+        raise flags.ValidationError("--vis_batch_size must be 1 when --vis_crop_size is empty")
+
+
+def _palette(descriptor) -> str:
+    if FLAGS["colormap_type"].present or descriptor.name not in ("cityscapes", "ade20k"):
+        return FLAGS.colormap_type
+    logging.info("colouring with the %s palette (the dataset's)", descriptor.name)
+    return descriptor.name
+
+
+def _visualizer(descriptor) -> Visualizer:
+    cityscapes = descriptor.name == "cityscapes"
+    if cityscapes and FLAGS.also_save_raw_predictions:
+        logging.info("raw predictions: Cityscapes train ids mapped to official label ids")
+    return Visualizer(FLAGS.vis_logdir, _palette(descriptor), FLAGS.also_save_raw_predictions,
+                      colormap.cityscapes_train_id_to_label_id if cityscapes else None,
+                      descriptor.ignore_label)
+
+
+def _visualize(predictor, descriptor, visualizer: Visualizer) -> int:
+    """One pass over the split; returns the number of images."""
+    input_options = evaluator.eval_input_options(
+        descriptor, pair_flag("vis_crop_size"), predictor.options.model_variant,
+        min_resize_value=FLAGS.min_resize_value, max_resize_value=FLAGS.max_resize_value,
+        resize_factor=FLAGS.resize_factor, keep_aspect_ratio=FLAGS.keep_aspect_ratio)
+    visualizer.reset()
+    count = 0
+    with Progress(evaluator.split_size(FLAGS.dataset_dir, FLAGS.vis_split, descriptor),
+                  f"vis {FLAGS.vis_split}") as bar:
+        for item in evaluator.predict_split(predictor, FLAGS.dataset_dir, FLAGS.vis_split,
+                                            input_options, FLAGS.vis_batch_size,
+                                            descriptor.num_classes, bar):
+            visualizer.save(item)
+            count += 1
+    return count
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise flags.ValidationError(f"unexpected arguments: {' '.join(argv[1:])}")
+    _check_flags()
+    FLAGS.dataset_dir = entry.resolve_dataset_dir(FLAGS.dataset, FLAGS.dataset_dir,
+                                                  FLAGS.checkpoint_dir)
+    descriptor = load_descriptor(FLAGS.dataset_dir, FLAGS.dataset)
+    pipeline.list_shards(FLAGS.dataset_dir, FLAGS.vis_split)  # fail before loading a model
+    try:
+        inference = InferenceOptions(scales=FLAGS.eval_scales, flip=FLAGS.add_flipped_images,
+                                     window=pair_flag("eval_window_size"),
+                                     window_stride=pair_flag("eval_window_stride"))
+    except ValueError as exc:
+        raise flags.ValidationError(str(exc)) from None
+    visualizer = _visualizer(descriptor)
+    predictors = evaluator.CheckpointPredictors(
+        descriptor, inference, entry.load_model,
+        lambda prefix: entry.inference_model_options(FLAGS, prefix, descriptor.num_classes))
+    for prefix in continuous.checkpoints_to_evaluate(
+            FLAGS.checkpoint_dir, FLAGS.max_number_of_iterations, FLAGS.eval_interval_secs,
+            FLAGS.eval_timeout_secs):
+        logging.info("visualising with %s", prefix)
+        count = _visualize(predictors.load(prefix), descriptor, visualizer)
+        print(f"{prefix}: wrote pictures of {count} image(s) to {visualizer.save_dir}"
+              + (f" and raw predictions to {visualizer.raw_dir}" if visualizer.raw_dir else ""),
+              flush=True)
+
+
+if __name__ == "__main__":
+    entry.run(main)
