@@ -1,0 +1,181 @@
+"""Forward time at 513x513, batch 1: xception65 DeepLabv3+ (OS16) and mobilenet_v2 (OS16).
+
+  python bench/forward.py [--models=xception65,mobilenet_v2] [--precisions=fp32,bf16]
+      [--compile=graph,xla] [--runs=10] [--warmup=3]
+
+Each model is built with `deeplab.train.trainer.build_training_model(options, precision)`
+(fp32: float32 policy; bf16: mixed_bfloat16, logits in float32) and called with
+training=False inside tf.function(jit_compile=False) ("graph") and, as extra rows,
+tf.function(jit_compile=True) ("xla"). Weights are random (time does not depend on them).
+After the warm-up calls (the first one traces and compiles) each of the timed runs feeds the
+same random float32 image and fetches the logits to numpy. GFLOP/s = 2 * MACs / median s,
+with MACs counted by `count_macs` (Conv2D and DepthwiseConv2D only) at 513x513. Threads: TF
+default. Prints the versions, whether oneDNN is on, and a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+SIZE = 513
+# The issue's figure for the original's xception65 DeepLabv3+ at 513x513.
+XCEPTION65_REFERENCE_GMACS = 54.99
+COMPILES = {"graph": False, "xla": True}
+
+
+def _variants():
+    from deeplab.model.options import ModelOptions
+
+    return {
+        "xception65": ModelOptions(model_variant="xception_65", atrous_rates=(6, 12, 18),
+                                   output_stride=16, decoder_output_stride=4, num_classes=21),
+        "mobilenet_v2": ModelOptions(model_variant="mobilenet_v2", num_classes=21),
+    }
+
+
+def _args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default="xception65,mobilenet_v2",
+                        help="comma-separated: xception65, mobilenet_v2")
+    parser.add_argument("--precisions", default="fp32,bf16", help="comma-separated: fp32, bf16")
+    parser.add_argument("--compile", default="graph,xla",
+                        help="comma-separated: graph (jit_compile=False), xla (jit_compile=True)")
+    parser.add_argument("--runs", type=int, default=10, help="timed runs per row")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed runs first (>= 1)")
+    return parser.parse_args(argv)
+
+
+def count_macs(model, input_hw) -> int:
+    """Multiply-adds of the Conv2D and DepthwiseConv2D layers of `model` for one image.
+
+    Per layer: output H * W * kernel_h * kernel_w * C_in * C_out / groups (a depthwise conv
+    has C_out = C_in * multiplier and groups = C_in). Output sizes come from symbolic shape
+    inference at input_hw = (height, width), batch 1. Dilation does not change the count.
+    Biases, normalisation, activations, pooling and resizes are not counted.
+    """
+    import keras
+
+    convs = [layer for layer in model._flatten_layers(include_self=False)
+             if isinstance(layer, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D))]
+    probe = keras.Model(model.inputs, [layer.output for layer in convs])
+    specs = probe.compute_output_spec(keras.KerasTensor((1, *input_hw, 3), dtype="float32"))
+    total = 0
+    for layer, spec in zip(convs, specs, strict=True):
+        _, height, width, _ = spec.shape
+        kh, kw = layer.kernel_size
+        c_in = layer.input.shape[-1]
+        if isinstance(layer, keras.layers.DepthwiseConv2D):
+            per_position = kh * kw * c_in * layer.depth_multiplier
+        else:
+            per_position = kh * kw * c_in * layer.filters // layer.groups
+        total += height * width * per_position
+    return int(total)
+
+
+def _time(fn, image, warmup: int, runs: int) -> tuple[float, float, float]:
+    """(first call s, median s, min s) of fn(image).numpy()."""
+    import numpy as np
+
+    start = time.perf_counter()
+    fn(image).numpy()
+    first = time.perf_counter() - start
+    for _ in range(max(0, warmup - 1)):
+        fn(image).numpy()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn(image).numpy()
+        times.append(time.perf_counter() - start)
+    return first, float(np.median(times)), float(np.min(times))
+
+
+def matmul_gflops(dtype: str, n: int = 2048, runs: int = 10) -> float:
+    """Median GFLOP/s of an n x n x n tf.linalg.matmul: a rough compute ceiling."""
+    import numpy as np
+    import tensorflow as tf
+
+    a = tf.cast(tf.random.stateless_uniform((n, n), (0, 0)), dtype)
+    fn = tf.function(lambda x: tf.reduce_sum(tf.cast(tf.linalg.matmul(x, x), tf.float32)))
+    fn(a).numpy()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn(a).numpy()
+        times.append(time.perf_counter() - start)
+    return 2 * n**3 / float(np.median(times)) / 1e9
+
+
+def onednn_enabled() -> bool:
+    from tensorflow.python.util import _pywrap_util_port
+
+    return bool(_pywrap_util_port.IsMklEnabled())
+
+
+def main(argv=None) -> None:
+    args = _args(argv)
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from deeplab.train.trainer import build_training_model
+
+    variants = _variants()
+    image = tf.constant(np.random.default_rng(0).uniform(0, 255, (1, SIZE, SIZE, 3)),
+                        tf.float32)
+    print(f"TF {tf.__version__}, Keras {keras.__version__}, NumPy {np.__version__}, "
+          f"Python {platform.python_version()}; oneDNN {'on' if onednn_enabled() else 'off'} "
+          f"(TF_ENABLE_ONEDNN_OPTS={os.environ.get('TF_ENABLE_ONEDNN_OPTS', 'unset')}); "
+          f"{os.cpu_count()} CPUs ({platform.machine()}), TF default threads "
+          f"(intra {tf.config.threading.get_intra_op_parallelism_threads()}, "
+          f"inter {tf.config.threading.get_inter_op_parallelism_threads()}; 0 = all cores); "
+          f"load average {os.getloadavg()[0]:.2f}", flush=True)
+    print("Compute ceiling (2048^3 matmul): " + ", ".join(
+        f"{p} {matmul_gflops(d):.0f} GFLOP/s" for p, d in (("fp32", "float32"),
+                                                         ("bf16", "bfloat16"))), flush=True)
+    rows, macs = [], {}
+    for name in args.models.split(","):
+        options = variants[name]
+        for precision in args.precisions.split(","):
+            model = build_training_model(options, precision)
+            if name not in macs:
+                macs[name] = count_macs(model, (SIZE, SIZE))
+                print(f"{name}: {macs[name] / 1e9:.2f} G multiply-adds at {SIZE}x{SIZE} "
+                      "(count_macs)", flush=True)
+            for compile_name in args.compile.split(","):
+                fn = tf.function(lambda x, m=model: m(x, training=False),
+                                 jit_compile=COMPILES[compile_name])
+                try:
+                    first, median, best = _time(fn, image, args.warmup, args.runs)
+                except Exception as error:  # XLA may not compile every op on CPU
+                    print(f"{name} {precision} {compile_name}: failed: "
+                          f"{type(error).__name__}: {str(error).splitlines()[0][:200]}")
+                    continue
+                rows.append((name, precision, compile_name, first, median, best,
+                             2 * macs[name] / median / 1e9))
+                print(f"{name:13s} {precision:5s} {compile_name:6s} first {first:7.2f} s  "
+                      f"median {median:.3f} s  min {best:.3f} s", flush=True)
+            del model
+            keras.backend.clear_session()
+    print(f"\nForward pass, {SIZE}x{SIZE}, batch 1, {args.runs} timed runs after "
+          f"{args.warmup} warm-up; GFLOP/s = 2 x MACs / median (FLOPs = 2 x multiply-adds); "
+          f"load average {os.getloadavg()[0]:.2f}\n")
+    print("| model | dtype | compile | first call s | median s | min s | GFLOP/s |")
+    print("|---|---|---|---|---|---|---|")
+    for name, precision, compile_name, first, median, best, gflops in rows:
+        print(f"| {name} | {precision} | {compile_name} | {first:.1f} | {median:.3f} | "
+              f"{best:.3f} | {gflops:.1f} |")
+    if "xception65" in macs:
+        print(f"\ncount_macs(xception65 DeepLabv3+ OS16, {SIZE}x{SIZE}) = "
+              f"{macs['xception65'] / 1e9:.2f} G multiply-adds "
+              f"(reference {XCEPTION65_REFERENCE_GMACS} G).")
+
+
+if __name__ == "__main__":
+    main()

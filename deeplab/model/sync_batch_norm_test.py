@@ -1,0 +1,140 @@
+"""Synchronized BatchNorm: plain BatchNorm on one replica, one-device BatchNorm on several."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from deeplab.model.sync_batch_norm import BatchNormalization
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _pair(shape=(4, 5, 6, 3)):
+    x = np.random.RandomState(0).normal(2.0, 3.0, shape).astype(np.float32)
+    plain = keras.layers.BatchNormalization(epsilon=1e-5, momentum=0.9)
+    sync = BatchNormalization(epsilon=1e-5, momentum=0.9)
+    plain.build(shape)
+    sync.build(shape)
+    for layer in (plain, sync):
+        layer.gamma.assign(np.linspace(0.5, 1.5, shape[-1]))
+        layer.beta.assign(np.linspace(-1.0, 1.0, shape[-1]))
+    return x, plain, sync
+
+
+def test_is_a_keras_batch_normalization_named_as_one():
+    layer = BatchNormalization()
+    assert isinstance(layer, keras.layers.BatchNormalization)
+    assert type(layer).__name__ == "BatchNormalization"
+    assert layer.synchronized
+    assert BatchNormalization.from_config(layer.get_config()).synchronized
+
+
+def test_one_replica_matches_plain_batch_norm_forward_and_gradients():
+    x, plain, sync = _pair()
+    x = tf.constant(x)
+    upstream = tf.constant(np.random.RandomState(1).normal(size=x.shape).astype(np.float32))
+    results = []
+    for layer in (plain, sync):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x, training=True)
+            loss = tf.reduce_sum(y * upstream)
+        grads = tape.gradient(loss, [x, layer.gamma.value, layer.beta.value])
+        results.append([y, *grads, layer.moving_mean, layer.moving_variance,
+                        layer(x, training=False)])
+    for a, b in zip(*results, strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_one_replica_inside_a_strategy_and_tf_function():
+    x, plain, sync = _pair()
+    strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
+
+    @tf.function
+    def step(layer):
+        def replica(x):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                loss = tf.reduce_sum(tf.square(layer(x, training=True)))
+            return tape.gradient(loss, x)
+
+        return strategy.run(replica, args=(tf.constant(x),))
+
+    np.testing.assert_allclose(step(sync).numpy(), step(plain).numpy(), rtol=1e-6, atol=1e-6)
+
+
+# Two logical CPUs must be configured before TensorFlow starts: a fresh interpreter.
+_TWO_REPLICAS = textwrap.dedent("""
+    import json, sys
+    import numpy as np
+    import tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    import keras
+    from deeplab.model.sync_batch_norm import BatchNormalization
+
+    def net():
+        keras.utils.set_random_seed(1)
+        inputs = keras.Input((6, 6, 3))
+        x = keras.layers.Conv2D(4, 3, use_bias=False)(inputs)
+        x = BatchNormalization(epsilon=1e-5, momentum=0.5)(x)
+        x = keras.layers.ReLU()(x)
+        x = keras.layers.DepthwiseConv2D(3, use_bias=False)(x)
+        x = BatchNormalization(epsilon=1e-5, momentum=0.5)(x)
+        x = keras.layers.Conv2D(2, 1, use_bias=False)(x)
+        x = BatchNormalization(epsilon=1e-5, momentum=0.5)(x)
+        return keras.Model(inputs, x)
+
+    rng = np.random.RandomState(0)
+    images = rng.normal(1.0, 2.0, (8, 6, 6, 3)).astype(np.float32)
+    targets = rng.normal(size=(8, 2, 2, 2)).astype(np.float32)
+
+    def run(strategy):
+        with strategy.scope():
+            model = net()
+        data = tf.data.Dataset.from_tensor_slices((images, targets)).batch(8)
+        batch = next(iter(strategy.experimental_distribute_dataset(data)))
+
+        @tf.function
+        def step(batch):
+            def replica(x, t):
+                with tf.GradientTape() as tape:
+                    loss = tf.reduce_sum(tf.square(model(x, training=True) - t) * t) / 8.0
+                return tape.gradient(loss, model.trainable_variables)
+            grads = strategy.run(replica, args=batch)
+            return [strategy.reduce("sum", g, axis=None) for g in grads]
+
+        grads = step(batch)
+        stats = [v for v in model.non_trainable_variables]
+        return [g.numpy().tolist() for g in grads], [np.asarray(v).tolist() for v in stats]
+
+    one = run(tf.distribute.OneDeviceStrategy("/cpu:0"))
+    two = run(tf.distribute.MirroredStrategy(
+        ["/cpu:0", "/cpu:1"], cross_device_ops=tf.distribute.ReductionToOneDevice()))
+    json.dump({"one": one, "two": two}, sys.stdout)
+""")
+
+
+def test_two_replicas_match_one_device():
+    done = subprocess.run([sys.executable, "-c", _TWO_REPLICAS], cwd=REPO, capture_output=True,
+                          text=True, timeout=120,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout)
+    (grads1, stats1), (grads2, stats2) = result["one"], result["two"]
+    assert len(grads1) == len(grads2) == 9  # 3 kernels, 3 gammas, 3 betas
+    scale = max(np.abs(g).max() for g in grads1)
+    assert scale > 1e-2
+    for a, b in zip(grads1, grads2, strict=True):
+        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5 * scale)
+    for a, b in zip(stats1, stats2, strict=True):
+        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-6)
