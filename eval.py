@@ -25,7 +25,7 @@ from deeplab.data import pipeline
 from deeplab.data.descriptors import load_descriptor
 from deeplab.evaluate import continuous, evaluator
 from deeplab.evaluate.summaries import EvalOutputs, miou_tag
-from deeplab.flags import define_model_flags
+from deeplab.flags import define_model_flags, define_resize_flags, pair_flag, resize_flag_values
 from deeplab.model.predict import InferenceOptions
 
 FLAGS = flags.FLAGS
@@ -50,11 +50,7 @@ flags.DEFINE_string("dataset_dir", None, "Directory of the TFRecord shards (defa
 flags.DEFINE_integer("max_number_of_evaluations", 0,
                      "Stop after this many evaluations; 0 evaluates new checkpoints until "
                      "training has finished (TRAINING_DONE in checkpoint_dir).")
-# common.py's resize flags.
-flags.DEFINE_integer("min_resize_value", None, "Resize images so the shorter side is this.")
-flags.DEFINE_integer("max_resize_value", None, "Cap on the longer side after resizing.")
-flags.DEFINE_integer("resize_factor", None, "Resized sizes are multiples of this plus one.")
-flags.DEFINE_boolean("keep_aspect_ratio", True, "Keep the aspect ratio when resizing.")
+define_resize_flags(FLAGS)
 # Beside the original's.
 flags.DEFINE_list("eval_window_size", None,
                   "Sliding-window height,width for images larger than the model's comfort "
@@ -68,14 +64,6 @@ flags.DEFINE_integer("eval_timeout_secs", None,
 flags.DEFINE_string("model", None,
                     "An exported model (deeplab.export) to evaluate instead of a checkpoint.")
 define_model_flags(FLAGS)
-
-
-def pair_flag(name: str) -> tuple[int, int] | None:
-    """A height,width list flag as a pair of positive ints, or None when empty/unset."""
-    try:
-        return evaluator.parse_size(FLAGS[name].value, f"--{name}")
-    except ValueError as exc:
-        raise flags.ValidationError(str(exc)) from None
 
 
 def _check_flags() -> None:
@@ -93,8 +81,8 @@ def _check_flags() -> None:
 def _inference_options() -> InferenceOptions:
     try:
         return InferenceOptions(scales=FLAGS.eval_scales, flip=FLAGS.add_flipped_images,
-                                window=pair_flag("eval_window_size"),
-                                window_stride=pair_flag("eval_window_stride"))
+                                window=pair_flag(FLAGS, "eval_window_size"),
+                                window_stride=pair_flag(FLAGS, "eval_window_stride"))
     except ValueError as exc:
         raise flags.ValidationError(str(exc)) from None
 
@@ -114,19 +102,17 @@ def _exported_model(path: str, inference: InferenceOptions):
 
 
 def _input_options(descriptor, model_variant):
-    crop = pair_flag("eval_crop_size")
+    crop = pair_flag(FLAGS, "eval_crop_size")
     if crop is None and FLAGS.eval_batch_size != 1:
         raise flags.ValidationError("--eval_batch_size must be 1 when --eval_crop_size is empty "
                                     "(whole images differ in size)")
     return evaluator.eval_input_options(
-        descriptor, crop, model_variant, min_resize_value=FLAGS.min_resize_value,
-        max_resize_value=FLAGS.max_resize_value, resize_factor=FLAGS.resize_factor,
-        keep_aspect_ratio=FLAGS.keep_aspect_ratio)
+        descriptor, crop, model_variant, **resize_flag_values(FLAGS))
 
 
 def _info(descriptor, inference, **extra) -> dict:
     return {"dataset": descriptor.name, "dataset_dir": FLAGS.dataset_dir,
-            "split": FLAGS.eval_split, "eval_crop_size": pair_flag("eval_crop_size"),
+            "split": FLAGS.eval_split, "eval_crop_size": pair_flag(FLAGS, "eval_crop_size"),
             "eval_scales": list(inference.scales), "add_flipped_images": inference.flip,
             "eval_window_size": inference.window, "eval_window_stride": inference.window_stride,
             **extra}

@@ -16,7 +16,13 @@ import logging
 from absl import flags
 
 from deeplab import entry
-from deeplab.flags import define_model_flags, model_options_from_flags
+from deeplab.flags import (
+    define_model_flags,
+    define_resize_flags,
+    model_options_from_flags,
+    pair_flag,
+    resize_flag_values,
+)
 from deeplab.train.options import LEARNING_POLICIES, OPTIMIZERS, PRECISIONS, TrainOptions
 
 FLAGS = flags.FLAGS
@@ -81,12 +87,10 @@ flags.DEFINE_integer("seed", None, "Seed for weights, shuffling and augmentation
 flags.DEFINE_float("min_scale_factor", 0.5, "Smallest random scale.")
 flags.DEFINE_float("max_scale_factor", 2.0, "Largest random scale.")
 flags.DEFINE_float("scale_factor_step_size", 0.25, "Random scale step.")
-flags.DEFINE_integer("min_resize_value", None, "Resize images so the short side is this.")
-flags.DEFINE_integer("max_resize_value", None, "Resize cap of the long side.")
-flags.DEFINE_integer("resize_factor", None, "Resized sizes are multiples of this plus 1.")
 flags.DEFINE_integer("num_replicas", 1, "Original flag; use TF_CONFIG instead.")
 flags.DEFINE_integer("num_ps_tasks", 0, "Original flag; parameter servers are not supported.")
 define_model_flags(FLAGS)
+define_resize_flags(FLAGS)
 
 
 def train_options() -> TrainOptions:
@@ -99,20 +103,17 @@ def data_options(model_options):
     """DataOptions for --dataset / --dataset_dir (the built-in dataset when unset)."""
     from deeplab.data.descriptors import load_descriptor
     from deeplab.data.pipeline import InputOptions
-    from deeplab.model.backbones import preprocessing_mode
-    from deeplab.model.layers import Preprocess
+    from deeplab.model.backbones import mean_pixel
     from deeplab.train.trainer import DataOptions
 
     dataset_dir = entry.resolve_dataset_dir(FLAGS.dataset, FLAGS.dataset_dir)
     descriptor = load_descriptor(dataset_dir, FLAGS.dataset)
-    mean = Preprocess.MEAN_RGB if preprocessing_mode(
-        model_options["model_variant"]) == "subtract_mean" else (127.5, 127.5, 127.5)
     input_options = InputOptions(
-        crop_size=tuple(int(v) for v in FLAGS.train_crop_size),
+        crop_size=pair_flag(FLAGS, "train_crop_size"),
         min_scale_factor=FLAGS.min_scale_factor, max_scale_factor=FLAGS.max_scale_factor,
         scale_factor_step_size=FLAGS.scale_factor_step_size,
-        min_resize_value=FLAGS.min_resize_value, max_resize_value=FLAGS.max_resize_value,
-        resize_factor=FLAGS.resize_factor, ignore_label=descriptor.ignore_label, mean_pixel=mean)
+        **resize_flag_values(FLAGS), ignore_label=descriptor.ignore_label,
+        mean_pixel=mean_pixel(model_options["model_variant"]))
     return DataOptions(FLAGS.dataset, dataset_dir, FLAGS.train_split, descriptor.num_classes,
                        descriptor.ignore_label, input_options), descriptor
 

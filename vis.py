@@ -22,7 +22,7 @@ from deeplab import entry
 from deeplab.data import pipeline
 from deeplab.data.descriptors import load_descriptor
 from deeplab.evaluate import continuous, evaluator
-from deeplab.flags import define_model_flags
+from deeplab.flags import define_model_flags, define_resize_flags, pair_flag, resize_flag_values
 from deeplab.model.predict import InferenceOptions
 from deeplab.utils.progress import Progress
 from deeplab.vis import colormap
@@ -52,10 +52,7 @@ flags.DEFINE_boolean("also_save_raw_predictions", False,
 flags.DEFINE_integer("max_number_of_iterations", 0,
                      "Passes over new checkpoints; 0 continues until training has finished "
                      "(TRAINING_DONE in checkpoint_dir).")
-flags.DEFINE_integer("min_resize_value", None, "Resize images so the shorter side is this.")
-flags.DEFINE_integer("max_resize_value", None, "Cap on the longer side after resizing.")
-flags.DEFINE_integer("resize_factor", None, "Resized sizes are multiples of this plus one.")
-flags.DEFINE_boolean("keep_aspect_ratio", True, "Keep the aspect ratio when resizing.")
+define_resize_flags(FLAGS)
 flags.DEFINE_list("eval_window_size", None, "Sliding-window height,width; unset: whole images.")
 flags.DEFINE_list("eval_window_stride", None, "Window stride height,width (default 2/3).")
 flags.DEFINE_integer("eval_timeout_secs", None,
@@ -64,21 +61,13 @@ flags.DEFINE_integer("eval_timeout_secs", None,
 define_model_flags(FLAGS)
 
 
-def pair_flag(name: str) -> tuple[int, int] | None:
-    """A height,width list flag as a pair of positive ints, or None when empty/unset."""
-    try:
-        return evaluator.parse_size(FLAGS[name].value, f"--{name}")
-    except ValueError as exc:
-        raise flags.ValidationError(str(exc)) from None
-
-
 def _check_flags() -> None:
     missing = [n for n in ("vis_logdir", "checkpoint_dir") if not FLAGS[n].value]
     if missing:
         raise flags.ValidationError(f"--{' and --'.join(missing)} required")
     if FLAGS.vis_batch_size < 1:
         raise flags.ValidationError("--vis_batch_size must be at least 1")
-    if not pair_flag("vis_crop_size") and FLAGS.vis_batch_size != 1:
+    if not pair_flag(FLAGS, "vis_crop_size") and FLAGS.vis_batch_size != 1:
         raise flags.ValidationError("--vis_batch_size must be 1 when --vis_crop_size is empty")
 
 
@@ -101,9 +90,8 @@ def _visualizer(descriptor) -> Visualizer:
 def _visualize(predictor, descriptor, visualizer: Visualizer) -> int:
     """One pass over the split; returns the number of images."""
     input_options = evaluator.eval_input_options(
-        descriptor, pair_flag("vis_crop_size"), predictor.options.model_variant,
-        min_resize_value=FLAGS.min_resize_value, max_resize_value=FLAGS.max_resize_value,
-        resize_factor=FLAGS.resize_factor, keep_aspect_ratio=FLAGS.keep_aspect_ratio)
+        descriptor, pair_flag(FLAGS, "vis_crop_size"), predictor.options.model_variant,
+        **resize_flag_values(FLAGS))
     visualizer.reset()
     count = 0
     with Progress(evaluator.split_size(FLAGS.dataset_dir, FLAGS.vis_split, descriptor),
@@ -126,8 +114,8 @@ def main(argv):
     pipeline.list_shards(FLAGS.dataset_dir, FLAGS.vis_split)  # fail before loading a model
     try:
         inference = InferenceOptions(scales=FLAGS.eval_scales, flip=FLAGS.add_flipped_images,
-                                     window=pair_flag("eval_window_size"),
-                                     window_stride=pair_flag("eval_window_stride"))
+                                     window=pair_flag(FLAGS, "eval_window_size"),
+                                     window_stride=pair_flag(FLAGS, "eval_window_stride"))
     except ValueError as exc:
         raise flags.ValidationError(str(exc)) from None
     visualizer = _visualizer(descriptor)

@@ -140,3 +140,36 @@ def overridden_fields(fv: flags.FlagValues, saved: ModelOptions) -> dict:
     saved_values = saved.to_dict()
     return {k: (saved_values[k], v) for k, v in given.items()
             if _given(fv, k) and saved_values.get(k) != (list(v) if isinstance(v, tuple) else v)}
+
+
+def define_resize_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
+    """The original's optional resize of every image (common.py), before crop/pad."""
+    flags.DEFINE_integer("min_resize_value", None, "Resize images so the shorter side is this.",
+                         flag_values=fv)
+    flags.DEFINE_integer("max_resize_value", None, "Cap on the longer side after resizing.",
+                         flag_values=fv)
+    flags.DEFINE_integer("resize_factor", None, "Resized sizes are multiples of this plus one.",
+                         flag_values=fv)
+    flags.DEFINE_boolean("keep_aspect_ratio", True, "Keep the aspect ratio when resizing.",
+                         flag_values=fv)
+
+
+def resize_flag_values(fv: flags.FlagValues) -> dict:
+    """InputOptions fields of the resize flags."""
+    return {name: fv[name].value for name in (
+        "min_resize_value", "max_resize_value", "resize_factor", "keep_aspect_ratio")}
+
+
+def pair_flag(fv: flags.FlagValues, name: str) -> tuple[int, int] | None:
+    """A height,width list flag as two positive ints; None when empty or unset."""
+    values = fv[name].value
+    if not values:
+        return None
+    try:
+        size = tuple(int(v) for v in values)
+    except (TypeError, ValueError):
+        size = ()
+    if len(size) != 2 or min(size) < 1:
+        raise flags.ValidationError(f"--{name}={','.join(str(v) for v in values)} must be "
+                                    "height,width (two positive integers)")
+    return size

@@ -33,10 +33,9 @@ from deeplab.checkpoints.io import CheckpointError, checkpoint_num_classes, rest
 from deeplab.data import pipeline, schema
 from deeplab.data.descriptors import DatasetDescriptor
 from deeplab.evaluate.metrics import ConfusionMatrix, EvalResult
-from deeplab.model.backbones import preprocessing_mode
-from deeplab.model.layers import Preprocess
+from deeplab.model.backbones import mean_pixel
 from deeplab.model.options import ModelOptions
-from deeplab.model.predict import MEAN_PIXEL, InferenceOptions, Predictor
+from deeplab.model.predict import InferenceOptions, Predictor
 from deeplab.utils.progress import Progress
 
 ProbabilitiesFn = Callable[[tf.Tensor], "tf.Tensor | np.ndarray"]
@@ -67,30 +66,6 @@ def single_image_fn(fn: Callable[[np.ndarray], np.ndarray]) -> ProbabilitiesFn:
     return batched
 
 
-def padding_pixel(model_variant: str | None) -> tuple[float, float, float]:
-    """RGB value that preprocesses to zero for `model_variant` (what eval pads images with)."""
-    if model_variant and preprocessing_mode(model_variant) == "subtract_mean":
-        return tuple(Preprocess.MEAN_RGB)
-    return (MEAN_PIXEL,) * 3
-
-
-def parse_size(values, name: str = "size") -> tuple[int, int] | None:
-    """["H", "W"] (a list flag's value) -> (H, W) positive ints; None for empty or None.
-
-    Raises ValueError naming `name` for anything else.
-    """
-    if not values:
-        return None
-    try:
-        size = tuple(int(v) for v in values)
-    except (TypeError, ValueError):
-        size = ()
-    if len(size) != 2 or min(size) < 1:
-        raise ValueError(f"{name}={','.join(str(v) for v in values)} must be height,width "
-                         "(two positive integers)")
-    return size
-
-
 def eval_input_options(descriptor: DatasetDescriptor, crop_size=None,
                        model_variant: str | None = None, **resize) -> pipeline.InputOptions:
     """InputOptions for evaluation or visualisation.
@@ -98,12 +73,12 @@ def eval_input_options(descriptor: DatasetDescriptor, crop_size=None,
     Args:
       descriptor: the dataset's descriptor (gives the ignore label used for label padding).
       crop_size: (height, width) every image is padded to, or None/() to run images whole.
-      model_variant: picks the padding pixel (see `padding_pixel`).
+      model_variant: picks the padding pixel (see `backbones.mean_pixel`).
       **resize: min_resize_value, max_resize_value, resize_factor, keep_aspect_ratio.
     """
     return pipeline.InputOptions(
         crop_size=tuple(crop_size) if crop_size else None,
-        ignore_label=descriptor.ignore_label, mean_pixel=padding_pixel(model_variant),
+        ignore_label=descriptor.ignore_label, mean_pixel=mean_pixel(model_variant),
         flip=False, **resize)
 
 

@@ -149,14 +149,6 @@ def test_data_errors_name_the_split_in_one_line(data):
                                  evaluator.eval_input_options(descriptor, None), progress=False)
 
 
-def test_parse_size():
-    assert evaluator.parse_size(["513", "1025"]) == (513, 1025)
-    assert evaluator.parse_size([]) is None and evaluator.parse_size(None) is None
-    for bad in (["5"], ["a", "b"], ["0", "4"]):
-        with pytest.raises(ValueError, match="--x=.* must be height,width"):
-            evaluator.parse_size(bad, "--x")
-
-
 def _event_tags(logdir):
     tags = set()
     for name in os.listdir(logdir):

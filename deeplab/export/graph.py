@@ -25,10 +25,10 @@ import dataclasses
 import keras
 import tensorflow as tf
 
-from deeplab.model.backbones import preprocessing_mode
-from deeplab.model.layers import Preprocess, resize_bilinear_align_corners
+from deeplab.model.backbones import mean_pixel
+from deeplab.model.layers import resize_bilinear_align_corners
 from deeplab.model.options import ModelOptions
-from deeplab.model.predict import MEAN_PIXEL, logits_stride, multi_scale_probabilities
+from deeplab.model.predict import logits_stride, multi_scale_probabilities
 
 INPUT_NAME = "ImageTensor"
 LABELS_NAME = "SemanticPredictions"
@@ -60,13 +60,6 @@ class ExportOptions:
     def to_dict(self) -> dict:
         return {"crop_size": list(self.crop_size), "inference_scales": list(self.scales),
                 "add_flipped_images": self.flip}
-
-
-def mean_pixel(options: ModelOptions) -> tuple[float, float, float]:
-    """RGB value (0..255) that the model's preprocessing maps to zero."""
-    if preprocessing_mode(options.model_variant) == "subtract_mean":
-        return tuple(Preprocess.MEAN_RGB)
-    return (MEAN_PIXEL,) * 3
 
 
 def fit_size(size, crop_size):
@@ -103,7 +96,7 @@ def export_probabilities(model: keras.Model, options: ModelOptions, export: Expo
     size = tf.shape(images)[1:3]
     fitted = fit_size(size, export.crop_size)
     shrunk = resize_bilinear_align_corners(images, fitted)
-    padded = pad_to_crop(shrunk, export.crop_size, mean_pixel(options))
+    padded = pad_to_crop(shrunk, export.crop_size, mean_pixel(options.model_variant))
     probabilities = multi_scale_probabilities(model, padded, logits_stride(options),
                                               export.scales, export.flip)
     valid = probabilities[:, :fitted[0], :fitted[1], :]

@@ -15,7 +15,6 @@ from deeplab.export.graph import (
 )
 from deeplab.export.testing import TINY_OPTIONS, tiny_model
 from deeplab.model.layers import resize_bilinear_align_corners
-from deeplab.model.options import ModelOptions
 from deeplab.model.predict import Predictor, logits_stride, multi_scale_probabilities
 
 CROP = (33, 41)
@@ -32,8 +31,8 @@ def test_fit_size_keeps_small_images_and_shrinks_large_ones(size, expected):
 
 
 def test_mean_pixel_is_what_preprocessing_maps_to_zero():
-    assert mean_pixel(TINY_OPTIONS) == (127.5, 127.5, 127.5)
-    assert mean_pixel(ModelOptions(model_variant="resnet_v1_101")) == (123.15, 115.90, 103.06)
+    assert mean_pixel(TINY_OPTIONS.model_variant) == (127.5, 127.5, 127.5)
+    assert mean_pixel("resnet_v1_101") == (123.15, 115.90, 103.06)
 
 
 def test_image_inside_crop_is_mean_padded_and_sliced_with_scales_and_flip():

@@ -10,6 +10,7 @@ original TF1 scope, so checkpoints of the model zoo map by name.
 from __future__ import annotations
 
 from deeplab.model import mobilenet_v2, resnet, xception
+from deeplab.model.layers import Preprocess
 from deeplab.model.options import ModelOptions
 
 
@@ -29,3 +30,11 @@ def preprocessing_mode(model_variant: str) -> str:
     if model_variant.startswith("resnet_v1") and not model_variant.endswith("_beta"):
         return "subtract_mean"
     return "unit_range"
+
+
+def mean_pixel(model_variant: str | None) -> tuple[float, float, float]:
+    """RGB value (0..255) that the variant's preprocessing maps to zero: what images are
+    padded with (the ImageNet mean for plain resnet_v1, else 127.5)."""
+    if model_variant and preprocessing_mode(model_variant) == "subtract_mean":
+        return Preprocess.MEAN_RGB
+    return (127.5, 127.5, 127.5)

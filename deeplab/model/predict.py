@@ -20,10 +20,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from deeplab.model.backbones import mean_pixel
 from deeplab.model.layers import resize_bilinear_align_corners
 from deeplab.model.options import ModelOptions
-
-MEAN_PIXEL = 127.5  # pads windows; preprocesses to 0 for the unit-range models
 
 
 def logits_stride(options: ModelOptions) -> int:
@@ -135,8 +134,9 @@ class Predictor:
         sh, sw = self.inference.window_stride or (max(1, wh * 2 // 3), max(1, ww * 2 // 3))
         _, height, width, _ = images.shape
         pad_h, pad_w = max(0, wh - height), max(0, ww - width)
-        padded = tf.pad(images, [[0, 0], [0, pad_h], [0, pad_w], [0, 0]],
-                        constant_values=MEAN_PIXEL)
+        paddings = [[0, 0], [0, pad_h], [0, pad_w], [0, 0]]
+        outside = 1.0 - tf.pad(tf.ones_like(images[..., :1]), paddings)
+        padded = tf.pad(images, paddings) + outside * mean_pixel(self.options.model_variant)
         total, count = None, np.zeros((1, height + pad_h, width + pad_w, 1), np.float32)
         for y, x in itertools.product(window_starts(height + pad_h, wh, sh),
                                       window_starts(width + pad_w, ww, sw)):
