@@ -25,7 +25,14 @@ from deeplab.data import pipeline
 from deeplab.data.descriptors import load_descriptor
 from deeplab.evaluate import continuous, evaluator
 from deeplab.evaluate.summaries import EvalOutputs, miou_tag
-from deeplab.flags import define_model_flags, define_resize_flags, pair_flag, resize_flag_values
+from deeplab.flags import (
+    define_inference_flags,
+    define_model_flags,
+    define_resize_flags,
+    inference_options_from_flags,
+    pair_flag,
+    resize_flag_values,
+)
 from deeplab.model.predict import InferenceOptions
 
 FLAGS = flags.FLAGS
@@ -40,8 +47,6 @@ flags.DEFINE_list("eval_crop_size", "513,513",
                   "Pad every image to this height,width (as the original); empty runs every "
                   "image whole, giving exactly predict.py's labels.")
 flags.DEFINE_integer("eval_interval_secs", 60 * 5, "Minimum seconds between two evaluations.")
-flags.DEFINE_multi_float("eval_scales", [1.0], "Image scales, repeated for multi-scale.")
-flags.DEFINE_bool("add_flipped_images", False, "Also run left-right flipped images.")
 flags.DEFINE_string("dataset", "pascal_voc_seg",
                     "Built-in dataset name (used when dataset_dir has no dataset.json).")
 flags.DEFINE_string("eval_split", "val", "Split to evaluate.")
@@ -52,18 +57,13 @@ flags.DEFINE_integer("max_number_of_evaluations", 0,
                      "training has finished (TRAINING_DONE in checkpoint_dir).")
 define_resize_flags(FLAGS)
 # Beside the original's.
-flags.DEFINE_list("eval_window_size", None,
-                  "Sliding-window height,width for images larger than the model's comfort "
-                  "(e.g. Cityscapes 1024x2048); unset runs whole images.")
-flags.DEFINE_list("eval_window_stride", None,
-                  "Window stride height,width (default 2/3 of the window); probabilities of "
-                  "overlapping windows are averaged.")
 flags.DEFINE_integer("eval_timeout_secs", None,
                      "Stop continuous evaluation after this many seconds without a new "
                      "checkpoint (unset: wait until TRAINING_DONE).")
 flags.DEFINE_string("model", None,
                     "An exported model (deeplab.export) to evaluate instead of a checkpoint.")
 define_model_flags(FLAGS)
+define_inference_flags(FLAGS)
 
 
 def _check_flags() -> None:
@@ -76,15 +76,6 @@ def _check_flags() -> None:
         raise flags.ValidationError("--eval_batch_size must be at least 1")
     if FLAGS.master:
         logging.warning("--master=%s is ignored (no TF1 sessions)", FLAGS.master)
-
-
-def _inference_options() -> InferenceOptions:
-    try:
-        return InferenceOptions(scales=FLAGS.eval_scales, flip=FLAGS.add_flipped_images,
-                                window=pair_flag(FLAGS, "eval_window_size"),
-                                window_stride=pair_flag(FLAGS, "eval_window_stride"))
-    except ValueError as exc:
-        raise flags.ValidationError(str(exc)) from None
 
 
 def _exported_model(path: str, inference: InferenceOptions):
@@ -134,7 +125,7 @@ def main(argv):
                                                   FLAGS.checkpoint_dir)
     descriptor = load_descriptor(FLAGS.dataset_dir, FLAGS.dataset)
     pipeline.list_shards(FLAGS.dataset_dir, FLAGS.eval_split)  # fail before loading a model
-    inference = _inference_options()
+    inference = inference_options_from_flags(FLAGS)
     input_options = _input_options(descriptor, FLAGS.model_variant)
     with EvalOutputs(FLAGS.eval_logdir, miou_tag(inference.scales, inference.flip)) as outputs:
         if FLAGS.model:

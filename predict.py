@@ -23,8 +23,8 @@ from absl import flags
 
 from deeplab import entry
 from deeplab.export.runners import load_exported_model
-from deeplab.flags import define_model_flags
-from deeplab.model.predict import InferenceOptions, Predictor
+from deeplab.flags import define_inference_flags, define_model_flags, inference_options_from_flags
+from deeplab.model.predict import Predictor
 from deeplab.utils.image_io import InputError, load_image, save_label_png
 
 FLAGS = flags.FLAGS
@@ -33,10 +33,9 @@ flags.DEFINE_string("model", None, "An exported model (frozen .pb, SavedModel di
                     "or .tflite) to run instead of --checkpoint.")
 flags.DEFINE_string("output_dir", None, "Where to write <stem>.png per input.")
 flags.DEFINE_integer("num_classes", None, "Classes; by default read from the checkpoint.")
-flags.DEFINE_multi_float("eval_scales", [1.0], "Image scales, repeated for multi-scale.")
-flags.DEFINE_boolean("add_flipped_images", False, "Also run left-right flipped images.")
 flags.DEFINE_boolean("save_probabilities", False, "Also write <stem>_probabilities.npy.")
 define_model_flags(FLAGS)
+define_inference_flags(FLAGS)
 
 
 def _output_stems(paths):
@@ -51,16 +50,16 @@ def _output_stems(paths):
 def _probability_function():
     """images float32 [1, H, W, 3] -> float32 numpy [1, H, W, C], from --model or --checkpoint."""
     if FLAGS.model:
-        if FLAGS["eval_scales"].present or FLAGS["add_flipped_images"].present:
+        if any(FLAGS[n].present for n in ("eval_scales", "add_flipped_images",
+                                          "eval_window_size", "eval_window_stride")):
             raise flags.ValidationError(
-                "--eval_scales and --add_flipped_images do not apply to --model: scales and "
-                "flips are baked in at export (export_model.py --inference_scales, "
-                "--add_flipped_images)")
+                "--eval_scales, --add_flipped_images and the window flags do not apply to "
+                "--model: scales and flips are baked in at export (export_model.py "
+                "--inference_scales, --add_flipped_images)")
         return load_exported_model(FLAGS.model)
     options = entry.inference_model_options(FLAGS, FLAGS.checkpoint, FLAGS.num_classes)
     model = entry.load_model(options, FLAGS.checkpoint)
-    predictor = Predictor(model, options, InferenceOptions(
-        scales=FLAGS.eval_scales, flip=FLAGS.add_flipped_images))
+    predictor = Predictor(model, options, inference_options_from_flags(FLAGS))
     return lambda images: predictor.probabilities(images).numpy()
 
 

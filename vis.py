@@ -22,8 +22,14 @@ from deeplab import entry
 from deeplab.data import pipeline
 from deeplab.data.descriptors import load_descriptor
 from deeplab.evaluate import continuous, evaluator
-from deeplab.flags import define_model_flags, define_resize_flags, pair_flag, resize_flag_values
-from deeplab.model.predict import InferenceOptions
+from deeplab.flags import (
+    define_inference_flags,
+    define_model_flags,
+    define_resize_flags,
+    inference_options_from_flags,
+    pair_flag,
+    resize_flag_values,
+)
 from deeplab.utils.progress import Progress
 from deeplab.vis import colormap
 from deeplab.vis.visualizer import Visualizer
@@ -38,8 +44,6 @@ flags.DEFINE_list("vis_crop_size", "513,513",
                   "Pad every image to this height,width (as the original); empty runs every "
                   "image whole.")
 flags.DEFINE_integer("eval_interval_secs", 60 * 5, "Minimum seconds between two passes.")
-flags.DEFINE_multi_float("eval_scales", [1.0], "Image scales, repeated for multi-scale.")
-flags.DEFINE_bool("add_flipped_images", False, "Also run left-right flipped images.")
 flags.DEFINE_string("dataset", "pascal_voc_seg",
                     "Built-in dataset name (used when dataset_dir has no dataset.json).")
 flags.DEFINE_string("vis_split", "val", "Split to visualise.")
@@ -53,12 +57,11 @@ flags.DEFINE_integer("max_number_of_iterations", 0,
                      "Passes over new checkpoints; 0 continues until training has finished "
                      "(TRAINING_DONE in checkpoint_dir).")
 define_resize_flags(FLAGS)
-flags.DEFINE_list("eval_window_size", None, "Sliding-window height,width; unset: whole images.")
-flags.DEFINE_list("eval_window_stride", None, "Window stride height,width (default 2/3).")
 flags.DEFINE_integer("eval_timeout_secs", None,
                      "Stop after this many seconds without a new checkpoint (unset: wait "
                      "until TRAINING_DONE).")
 define_model_flags(FLAGS)
+define_inference_flags(FLAGS)
 
 
 def _check_flags() -> None:
@@ -112,12 +115,7 @@ def main(argv):
                                                   FLAGS.checkpoint_dir)
     descriptor = load_descriptor(FLAGS.dataset_dir, FLAGS.dataset)
     pipeline.list_shards(FLAGS.dataset_dir, FLAGS.vis_split)  # fail before loading a model
-    try:
-        inference = InferenceOptions(scales=FLAGS.eval_scales, flip=FLAGS.add_flipped_images,
-                                     window=pair_flag(FLAGS, "eval_window_size"),
-                                     window_stride=pair_flag(FLAGS, "eval_window_stride"))
-    except ValueError as exc:
-        raise flags.ValidationError(str(exc)) from None
+    inference = inference_options_from_flags(FLAGS)
     visualizer = _visualizer(descriptor)
     predictors = evaluator.CheckpointPredictors(
         descriptor, inference, entry.load_model,

@@ -1,14 +1,14 @@
 """Forward time at 513x513, batch 1: xception65 DeepLabv3+ (OS16) and mobilenet_v2 (OS16).
 
   python bench/forward.py [--models=xception65,mobilenet_v2] [--precisions=fp32,bf16]
-      [--compile=graph,xla] [--runs=10] [--warmup=3]
+      [--compile=graph[,xla]] [--runs=10] [--warmup=3]
 
 Each model is built with `deeplab.train.trainer.build_training_model(options, precision)`
 (fp32: float32 policy; bf16: mixed_bfloat16, logits in float32) and called with
-training=False inside tf.function(jit_compile=False) ("graph") and, as extra rows,
-tf.function(jit_compile=True) ("xla"). Weights are random (time does not depend on them).
-After the warm-up calls (the first one traces and compiles) each of the timed runs feeds the
-same random float32 image and fetches the logits to numpy. GFLOP/s = 2 * MACs / median s,
+training=False inside tf.function(jit_compile=False) ("graph") and, with --compile=graph,xla,
+tf.function(jit_compile=True) ("xla") as extra rows. Weights are random (time does not
+depend on them). After the warm-up calls (the first one traces and compiles) each timed run
+feeds the same random float32 image and fetches the logits to numpy. GFLOP/s = 2 * MACs / median s,
 with MACs counted by `count_macs` (Conv2D and DepthwiseConv2D only) at 513x513. Threads: TF
 default. Prints the versions, whether oneDNN is on, and a markdown table.
 """
@@ -45,8 +45,9 @@ def _args(argv=None) -> argparse.Namespace:
     parser.add_argument("--models", default="xception65,mobilenet_v2",
                         help="comma-separated: xception65, mobilenet_v2")
     parser.add_argument("--precisions", default="fp32,bf16", help="comma-separated: fp32, bf16")
-    parser.add_argument("--compile", default="graph,xla",
-                        help="comma-separated: graph (jit_compile=False), xla (jit_compile=True)")
+    parser.add_argument("--compile", default="graph",
+                        help="comma-separated: graph (jit_compile=False), xla (jit_compile=True;"
+                        " ~10x slower on this CPU, adds minutes)")
     parser.add_argument("--runs", type=int, default=10, help="timed runs per row")
     parser.add_argument("--warmup", type=int, default=3, help="untimed runs first (>= 1)")
     return parser.parse_args(argv)

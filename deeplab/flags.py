@@ -173,3 +173,29 @@ def pair_flag(fv: flags.FlagValues, name: str) -> tuple[int, int] | None:
         raise flags.ValidationError(f"--{name}={','.join(str(v) for v in values)} must be "
                                     "height,width (two positive integers)")
     return size
+
+
+def define_inference_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
+    """How to predict: the original's eval_scales / add_flipped_images, plus sliding windows."""
+    flags.DEFINE_multi_float("eval_scales", [1.0], "Image scales, repeated for multi-scale.",
+                             flag_values=fv)
+    flags.DEFINE_boolean("add_flipped_images", False, "Also run left-right flipped images.",
+                         flag_values=fv)
+    flags.DEFINE_list("eval_window_size", None,
+                      "Sliding-window height,width for images larger than the crop (e.g. "
+                      "Cityscapes 1024x2048); unset runs whole images.", flag_values=fv)
+    flags.DEFINE_list("eval_window_stride", None,
+                      "Window stride height,width (default 2/3 of the window); probabilities "
+                      "of overlapping windows are averaged.", flag_values=fv)
+
+
+def inference_options_from_flags(fv: flags.FlagValues):
+    """InferenceOptions from the flags of define_inference_flags."""
+    from deeplab.model.predict import InferenceOptions
+
+    try:
+        return InferenceOptions(scales=fv.eval_scales, flip=fv.add_flipped_images,
+                                window=pair_flag(fv, "eval_window_size"),
+                                window_stride=pair_flag(fv, "eval_window_stride"))
+    except ValueError as exc:
+        raise flags.ValidationError(str(exc)) from None

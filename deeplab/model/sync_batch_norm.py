@@ -7,16 +7,18 @@ global batch, and so are their gradients: a step on N replicas equals the step o
 that sees the whole batch. Elsewhere (one replica, no strategy, inference, frozen layer) the
 layer is exactly `keras.layers.BatchNormalization`.
 
-Why not `keras.layers.BatchNormalization(synchronized=True)`: it issues three
-`ReplicaContext.all_reduce` per layer (sum, sum of squares, count), each wrapped by TF in a
-graph-mode `tf.custom_gradient` that walks the graph behind its output to look for
-variables. Under MirroredStrategy the all-reduced output of one replica depends on the inputs
-of every replica, so each of those walks covers the whole multi-replica graph (minutes of
-tracing with 8 replicas). Here each layer makes one all-reduce of
-concat([sum, sum of squares, count]) through `merge_call` + `batch_reduce_to` (no TF
-gradient wrapper), inside our own custom gradient whose output is cut from the graph by a
-`stop_gradient` (so its variable walk stops at once) and whose gradient is the all-reduce of
-the upstream gradient.
+Why not `keras.layers.BatchNormalization(synchronized=True)`: its gradient is right, but it
+issues three `ReplicaContext.all_reduce` per layer (sum, sum of squares, count), each wrapped
+by TF in a graph-mode `tf.custom_gradient` that walks the graph behind its output to look
+for variables. Under MirroredStrategy the all-reduced output of one replica depends on the
+inputs of every replica, so each walk covers the whole multi-replica graph (many minutes of
+tracing with 8 replicas). It also takes the variance as E[x^2] - E[x]^2, less precise than
+one device's two-pass `tf.nn.moments`.
+
+Here each layer makes one all-reduce (every replica's [mean, sum of squared deviations,
+count]) through `merge_call` + `batch_reduce_to`, without TF's gradient wrapper, inside our
+own custom gradient whose output leaves through a `stop_gradient` (so the variable walk
+stops at once) and whose gradient is the all-reduce of the upstream gradient.
 
 The class keeps the name `BatchNormalization` (and subclasses Keras'), so code keyed on the
 class name or `isinstance(layer, keras.layers.BatchNormalization)` treats it as BatchNorm.
@@ -71,28 +73,34 @@ def cross_replica_sum(value: tf.Tensor):
     return total, grad
 
 
-def sync_moments(x: tf.Tensor, axes, shift: tf.Tensor | None = None):
+def sync_moments(x: tf.Tensor, axes):
     """Mean and variance of `x` over `axes` and over all replicas; shapes [C].
 
-    One replica (or no replica context): `tf.nn.moments`. Otherwise one all-reduce of the
-    local [sum, sum of squares, count] of x - shift; `shift` (same on every replica, e.g. the
-    moving mean; no gradient) only improves the precision of E[x^2] - E[x]^2.
+    One replica (or no replica context): `tf.nn.moments`. Otherwise each replica computes
+    its count n_r, mean m_r and sum of squared deviations M2_r (two-pass, as tf.nn.moments),
+    one all-reduce gathers every replica's [m_r, M2_r, n_r] (each in its own row of an
+    R x (2C + 1) matrix, zeros elsewhere), and every replica combines them (Chan et al.):
+    mean = sum n_r m_r / N, variance = (sum M2_r + sum n_r (m_r - mean)^2) / N. Unlike
+    E[x^2] - E[x]^2 this loses no precision when the mean is large against the deviation,
+    and it allows different batch sizes on different replicas.
     """
     ctx = tf.distribute.get_replica_context()
     if ctx is None or ctx.num_replicas_in_sync == 1:
         return tf.nn.moments(x, axes)
-    centred = x if shift is None else x - tf.stop_gradient(tf.cast(shift, x.dtype))
-    shape = tf.shape(x)
-    count = tf.cast(tf.reduce_prod(tf.gather(shape, axes)), x.dtype)
-    local = tf.concat([tf.reduce_sum(centred, axes), tf.reduce_sum(tf.square(centred), axes),
-                       count[None]], axis=0)
-    total = cross_replica_sum(local)
-    sums, squares = tf.split(total[:-1], 2)
-    n = total[-1]
-    mean = tf.math.divide_no_nan(sums, n)
-    variance = tf.maximum(tf.math.divide_no_nan(squares, n) - tf.square(mean), 0.0)
-    if shift is not None:
-        mean = mean + tf.stop_gradient(tf.cast(shift, x.dtype))
+    replicas = ctx.num_replicas_in_sync
+    count = tf.cast(tf.reduce_prod(tf.gather(tf.shape(x), axes)), x.dtype)
+    mean = tf.reduce_mean(x, axes, keepdims=True)
+    # As tf.nn.moments: no gradient through the mean here (its true gradient is 0).
+    squares = tf.reduce_sum(tf.math.squared_difference(x, tf.stop_gradient(mean)), axes)
+    local = tf.concat([tf.reshape(mean, [-1]), squares, count[None]], axis=0)
+    slot = tf.one_hot(ctx.replica_id_in_sync_group, replicas, dtype=x.dtype)
+    gathered = cross_replica_sum(slot[:, None] * local[None, :])  # [R, 2C + 1]
+    means, squares = tf.split(gathered[:, :-1], 2, axis=1)
+    counts = gathered[:, -1:]
+    total = tf.reduce_sum(counts)
+    mean = tf.math.divide_no_nan(tf.reduce_sum(counts * means, 0), total)
+    spread = tf.reduce_sum(counts * tf.square(means - mean), 0)
+    variance = tf.math.divide_no_nan(tf.reduce_sum(squares, 0) + spread, total)
     return mean, variance
 
 
@@ -108,4 +116,4 @@ class BatchNormalization(keras.layers.BatchNormalization):
     def _moments(self, inputs, mask):
         if not self.synchronized or mask is not None:
             return super()._moments(inputs, mask)
-        return sync_moments(inputs, self._reduction_axes, shift=self.moving_mean)
+        return sync_moments(inputs, self._reduction_axes)
