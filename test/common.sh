@@ -28,9 +28,12 @@ parse_args() {
 run_launcher() {
   parse_args "$@"
   output=${cur_path}/output/${device_id}
-  logdir=${output}/train_logdir
   log=${output}/train_${device_id}.log
   mkdir -p "$output"
+  if [[ -z $data_path ]]; then tag=synthetic; else tag=data; fi
+  # One logdir per launcher and data: running the same launcher again resumes it.
+  logdir=${output}/${run_name}_${tag}
+  [[ ${fresh_run:-0} == 1 ]] && rm -rf "$logdir"
   if [[ -z $data_path ]]; then
     # The built-in synthetic dataset: a small DeepLabv3+ that learns it in minutes on a CPU.
     model=(--model_variant=mobilenet_v2 --depth_multiplier=0.5 --output_stride=16
@@ -60,10 +63,10 @@ run_launcher() {
   "$PYTHON" train.py --train_logdir="$logdir" "${data[@]}" "${model[@]}" "${init[@]}" \
     "${clones[@]}" --train_crop_size=$crop --train_batch_size=$global_batch \
     --training_number_of_steps="$train_steps" --base_learning_rate="$learning_rate" \
-    --momentum=0.9 --weight_decay=4e-5 --precision="$precision" --log_steps=50 \
+    --momentum=0.9 --weight_decay=4e-5 --precision="$precision" --log_steps="$log_steps" \
     --save_interval_secs=300 "${extra_flags[@]}" > "$log" 2>&1 || {
       echo "[Error] training failed; the end of ${log}:" >&2; tail -20 "$log" >&2; exit 1; }
-  "$PYTHON" eval.py --checkpoint_dir="$logdir" --eval_logdir="${output}/eval_logdir" \
+  "$PYTHON" eval.py --checkpoint_dir="$logdir" --eval_logdir="${logdir}/eval" \
     "${data[@]}" --eval_split=val "${eval_crop[@]}" --max_number_of_evaluations=1 \
     >> "$log" 2>&1 || {
       echo "[Error] evaluation failed; the end of ${log}:" >&2; tail -20 "$log" >&2; exit 1; }
@@ -72,5 +75,5 @@ run_launcher() {
   echo "final loss: $(sed -n 's/.* loss \([^ ]*\) .*/\1/p' <<< "$final")"
   echo "throughput: $(sed -n 's/.* \([^ ]*\) images\/s.*/\1/p' <<< "$final") images/s"
   echo "mIoU: $(grep -o 'mIoU [0-9.]*%' "$log" | tail -1 | cut -d' ' -f2)"
-  echo "E2E time: $(( end - start )) s; checkpoints and TensorBoard events in ${logdir}"
+  echo "E2E time: $(( end - start )) s; checkpoints, TensorBoard events and options in ${logdir}"
 }

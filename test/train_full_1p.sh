@@ -10,4 +10,5 @@ source "$(dirname "$0")/common.sh"
 RANK_SIZE=1
 synthetic_batch_size=8; synthetic_steps=1200; synthetic_learning_rate=0.02
 real_batch_size=7; real_steps=300000; real_learning_rate=0.0001
+run_name=train_full_1p; log_steps=50
 run_launcher "$@"

@@ -11,4 +11,6 @@ source "$(dirname "$0")/common.sh"
 RANK_SIZE=8
 synthetic_batch_size=1; synthetic_steps=1200; synthetic_learning_rate=0.02
 real_batch_size=7; real_steps=32500; real_learning_rate=0.0008
-run_launcher "$@"
+run_name=train_full_8p; log_steps=50
+# One image per device: BatchNorm statistics must come from the global batch.
+run_launcher --sync_batch_norm=true "$@"

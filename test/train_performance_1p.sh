@@ -6,4 +6,5 @@ source "$(dirname "$0")/common.sh"
 RANK_SIZE=1
 synthetic_batch_size=8; synthetic_steps=100; synthetic_learning_rate=0.02
 real_batch_size=7; real_steps=50; real_learning_rate=0.0001
+run_name=train_performance_1p; log_steps=10; fresh_run=1
 run_launcher "$@"

@@ -54,13 +54,10 @@ def norm_layer(spec: NormSpec, scope: str, channels: int) -> keras.layers.Layer:
         return keras.layers.GroupNormalization(
             groups=_group_count(channels, spec.groups), epsilon=spec.epsilon,
             name=keras_name(f"{scope}/GroupNorm"))
-    if spec.sync:
-        from deeplab.model.sync_batch_norm import BatchNormalization as SyncBatchNormalization
+    from deeplab.model.sync_batch_norm import BatchNormalization
 
-        return SyncBatchNormalization(epsilon=spec.epsilon, momentum=spec.decay,
-                                      name=keras_name(f"{scope}/BatchNorm"))
-    return keras.layers.BatchNormalization(
-        epsilon=spec.epsilon, momentum=spec.decay, name=keras_name(f"{scope}/BatchNorm"))
+    return BatchNormalization(epsilon=spec.epsilon, momentum=spec.decay, synchronized=spec.sync,
+                              name=keras_name(f"{scope}/BatchNorm"))
 
 
 def fixed_padding(x, kernel_size: int, rate: int = 1, name: str | None = None):

@@ -1,4 +1,5 @@
-"""Synchronized BatchNorm: batch statistics over the global batch of all replicas.
+"""BatchNorm for every network here: synchronized statistics across replicas on request,
+and inference in bfloat16/float16 without float32 round trips.
 
     layer = BatchNormalization(epsilon=1e-5, momentum=0.9997, name="conv/BatchNorm")
 
@@ -39,6 +40,7 @@ def _uses_merge_call(strategy: tf.distribute.Strategy) -> bool:
     return True if use is None else bool(use())
 
 
+@tf.autograph.experimental.do_not_convert
 def _all_reduce_sum(ctx: tf.distribute.ReplicaContext, value: tf.Tensor) -> tf.Tensor:
     """Sum of `value` over the replicas, as a value without gradient.
 
@@ -56,6 +58,7 @@ def _all_reduce_sum(ctx: tf.distribute.ReplicaContext, value: tf.Tensor) -> tf.T
 
 
 @tf.custom_gradient
+@tf.autograph.experimental.do_not_convert
 def cross_replica_sum(value: tf.Tensor):
     """Sum over the replicas of the current replica context; differentiable.
 
@@ -73,6 +76,7 @@ def cross_replica_sum(value: tf.Tensor):
     return total, grad
 
 
+@tf.autograph.experimental.do_not_convert
 def sync_moments(x: tf.Tensor, axes):
     """Mean and variance of `x` over `axes` and over all replicas; shapes [C].
 
@@ -117,3 +121,23 @@ class BatchNormalization(keras.layers.BatchNormalization):
         if not self.synchronized or mask is not None:
             return super()._moments(inputs, mask)
         return sync_moments(inputs, self._reduction_axes)
+
+    def call(self, inputs, training=None, mask=None):
+        """Inference in bfloat16/float16 as one multiply-add in the compute dtype.
+
+        Keras casts half-precision inputs to float32 and back around every BatchNorm, which
+        costs more than the convolutions gain; the moving statistics and gamma/beta fold
+        into a per-channel scale and offset (computed in float32) instead. Training and
+        float32 inference are Keras' own.
+        """
+        half = inputs.dtype in (tf.bfloat16, tf.float16)
+        last_axis = self.axis in (-1, len(inputs.shape) - 1)
+        if (training and self.trainable) or not half or mask is not None or not last_axis:
+            return super().call(inputs, training=training, mask=mask)
+        scale = tf.math.rsqrt(tf.cast(self.moving_variance, tf.float32) + self.epsilon)
+        if self.scale:
+            scale *= tf.cast(self.gamma, tf.float32)
+        offset = -tf.cast(self.moving_mean, tf.float32) * scale
+        if self.center:
+            offset += tf.cast(self.beta, tf.float32)
+        return inputs * tf.cast(scale, inputs.dtype) + tf.cast(offset, inputs.dtype)

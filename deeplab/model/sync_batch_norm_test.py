@@ -10,6 +10,7 @@ import textwrap
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from deeplab.model.sync_batch_norm import BatchNormalization
@@ -124,6 +125,7 @@ _TWO_REPLICAS = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_two_replicas_match_one_device():
     done = subprocess.run([sys.executable, "-c", _TWO_REPLICAS], cwd=REPO, capture_output=True,
                           text=True, timeout=120,
@@ -138,3 +140,19 @@ def test_two_replicas_match_one_device():
         np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5 * scale)
     for a, b in zip(stats1, stats2, strict=True):
         np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-6)
+
+
+def test_half_precision_inference_folds_statistics_and_matches_float32():
+    rng = np.random.default_rng(0)
+    x = rng.normal(2.0, 3.0, (2, 5, 5, 4)).astype(np.float32)
+    layer = BatchNormalization(epsilon=1e-3, synchronized=False, dtype="mixed_bfloat16")
+    layer.build(x.shape)
+    layer.moving_mean.assign(rng.normal(size=4).astype(np.float32))
+    layer.moving_variance.assign(rng.uniform(0.5, 2.0, 4).astype(np.float32))
+    layer.gamma.assign(rng.uniform(0.5, 1.5, 4).astype(np.float32))
+    layer.beta.assign(rng.normal(size=4).astype(np.float32))
+    out = layer(tf.cast(x, tf.bfloat16), training=False)
+    assert out.dtype == tf.bfloat16
+    mm, mv = layer.moving_mean.numpy(), layer.moving_variance.numpy()
+    want = (x - mm) / np.sqrt(mv + 1e-3) * layer.gamma.numpy() + layer.beta.numpy()
+    np.testing.assert_allclose(tf.cast(out, tf.float32).numpy(), want, rtol=2e-2, atol=5e-2)

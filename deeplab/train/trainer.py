@@ -203,15 +203,23 @@ class Trainer:
                 "gradient_norm": norm}
 
     def make_step_fn(self):
+        """One training step as a tf.function: iterator -> {name: scalar} summed over replicas.
+
+        With xla the per-replica computation is compiled (the iterator op cannot be).
+        """
+        replica_step = self._replica_step
+        if self.options.xla:
+            replica_step = tf.function(replica_step, jit_compile=True)
+
         def step(iterator):
-            per_replica = self.strategy.run(self._replica_step, args=(next(iterator),))
+            per_replica = self.strategy.run(replica_step, args=(next(iterator),))
             values = {k: self.strategy.reduce("sum", v, axis=None)
                       for k, v in per_replica.items()}
             # The gradient norm of the replicas' gradients, averaged (not summed).
             values["gradient_norm"] /= self.strategy.num_replicas_in_sync
             return values
 
-        return tf.function(step, jit_compile=self.options.xla or None)
+        return tf.function(step)
 
     def run(self) -> TrainResult:
         """Trains to training_number_of_steps; see the module docstring for what it writes."""
