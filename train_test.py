@@ -58,12 +58,17 @@ def _weights(trainer):
 
 
 def _run_steps(trainer):
+    """Runs STEPS steps; returns (losses, weights after the first step)."""
     step_fn, iterator = trainer.make_step_fn(), iter(trainer.dataset())
-    return [float(step_fn(iterator)["total_loss"]) for _ in range(STEPS)]
+    losses = [float(step_fn(iterator)["total_loss"])]
+    after_first = _weights(trainer)
+    losses += [float(step_fn(iterator)["total_loss"]) for _ in range(STEPS - 1)]
+    return losses, after_first
 
 
 def child_clones(out, data_dir, clones="8", normalization="batch"):
-    """One device vs N logical CPUs on the same global batches: losses and weights."""
+    """One device vs N logical CPUs on the same global batches: losses, and the weights
+    after the first step relative to that step's update (later steps amplify rounding)."""
     from deeplab.train.strategy import configure_local_devices, make_strategy
 
     clones = int(clones)
@@ -72,20 +77,17 @@ def child_clones(out, data_dir, clones="8", normalization="batch"):
 
     single = _trainer(tf.distribute.OneDeviceStrategy("/cpu:0"), out + ".one", data_dir,
                       normalization=normalization)
-    eight = _trainer(make_strategy(clones), out + ".many", data_dir,
-                     normalization=normalization)
+    many = _trainer(make_strategy(clones), out + ".many", data_dir,
+                    normalization=normalization)
     initial = _weights(single)
-    same_init = all(np.array_equal(a, _weights(eight)[k]) for k, a in initial.items())
-    losses = {"one": _run_steps(single), "eight": _run_steps(eight)}
-    w1, w8 = _weights(single), _weights(eight)
-    abs_diff = {k: float(np.abs(w1[k] - w8[k]).max()) for k in w1}
+    same_init = all(np.array_equal(a, _weights(many)[k]) for k, a in initial.items())
+    (losses_one, w1), (losses_many, wn) = _run_steps(single), _run_steps(many)
+    abs_diff = {k: float(np.abs(w1[k] - wn[k]).max()) for k in w1}
     worst = max(abs_diff, key=abs_diff.get)
-    update = {k: float(np.abs(w1[k] - initial[k]).max()) for k in w1}
-    diff = abs_diff[worst] / max(update.values())
-    moved = max(float(np.abs(w1[k] - v).max()) for k, v in initial.items())
-    json.dump({"losses": losses, "same_init": same_init, "max_rel_weight_diff": diff,
-               "worst": worst,
-               "replicas": eight.strategy.num_replicas_in_sync, "moved": moved},
+    update = max(float(np.abs(w1[k] - initial[k]).max()) for k in w1)
+    json.dump({"losses": {"one": losses_one, "eight": losses_many}, "same_init": same_init,
+               "max_rel_weight_diff": abs_diff[worst] / update, "worst": worst,
+               "replicas": many.strategy.num_replicas_in_sync, "moved": update},
               open(out, "w"))
 
 
@@ -132,7 +134,7 @@ def test_eight_clones_match_one_device(data_dir, tmp_path):
     assert result["replicas"] == 8 and result["same_init"]
     np.testing.assert_allclose(result["losses"]["eight"], result["losses"]["one"], rtol=1e-3)
     assert result["moved"] > 1e-3  # training changed the weights...
-    assert result["max_rel_weight_diff"] < 5e-3  # ...the same way on 1 and 8 devices
+    assert result["max_rel_weight_diff"] < 2e-3  # ...the same way on 1 and 8 devices
 
 
 def _free_ports(n):
