@@ -10,10 +10,9 @@ of random pixels and labels, repeated, through a distributed tf.data iterator, s
 the step alone; --data=synthetic writes a small synthetic dataset at 513x513 and uses
 `Trainer.dataset()` (decode, augment, crop: the input pipeline shares the two cores with the
 step). Each configuration runs in its own subprocess so its peak RSS (VmHWM: model, optimizer
-state, activations and TF runtime) is its own. --xla adds rows with TrainOptions(xla=True):
-make_step_fn then jit-compiles the whole step, which XLA rejects (IteratorGetNext), so these
-rows jit-compile `Trainer._replica_step` inside the same step instead (slow to compile and,
-on this CPU, to run). Prints a markdown table.
+state, activations and TF runtime) is its own. --xla adds rows with TrainOptions(xla=True)
+(make_step_fn jit-compiles the per-replica step; slow to compile and, on this CPU, to run).
+Prints a markdown table.
 """
 
 from __future__ import annotations
@@ -71,28 +70,6 @@ def _random_iterator(strategy, batch_size: int):
     return iter(strategy.experimental_distribute_dataset(dataset))
 
 
-def _xla_replica_step_fn(trainer):
-    """make_step_fn() with jit_compile=True on `Trainer._replica_step` only.
-
-    TrainOptions(xla=True) makes make_step_fn jit-compile the whole step, `next(iterator)`
-    included, which XLA rejects (IteratorGetNext has no XLA kernel); this compiles the part
-    that XLA can, with the same reduction as make_step_fn.
-    """
-    import tensorflow as tf
-
-    strategy = trainer.strategy
-    replica_step = tf.function(trainer._replica_step, jit_compile=True)
-
-    @tf.function
-    def step(iterator):
-        per_replica = strategy.run(replica_step, args=(next(iterator),))
-        values = {k: strategy.reduce("sum", v, axis=None) for k, v in per_replica.items()}
-        values["gradient_norm"] /= strategy.num_replicas_in_sync
-        return values
-
-    return step
-
-
 def run_child(args) -> dict:
     """Times one configuration ("precision" or "precision+xla") in this process."""
     import numpy as np
@@ -121,9 +98,8 @@ def run_child(args) -> dict:
                                train_batch_size=args.batch_size, precision=precision,
                                xla=bool(xla), seed=0)
         trainer = Trainer(model_options, options, data, strategy)
-        step_fn, mode = trainer.make_step_fn(), "make_step_fn"
-        if xla:
-            step_fn, mode = _xla_replica_step_fn(trainer), "replica step jit-compiled"
+        step_fn = trainer.make_step_fn()
+        mode = "make_step_fn, replica step jit-compiled" if xla else "make_step_fn"
         iterator = (iter(trainer.dataset()) if args.data == "synthetic"
                     else _random_iterator(strategy, args.batch_size))
         start = time.perf_counter()

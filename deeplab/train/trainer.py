@@ -178,16 +178,16 @@ class Trainer:
             return self.strategy.distribute_datasets_from_function(make)
         return self.strategy.experimental_distribute_dataset(make())
 
-    def _replica_step(self, batch):
+    def _replica_step(self, images, labels):
         o, replicas = self.options, self.strategy.num_replicas_in_sync
         top_k = None
         if o.top_k_percent_pixels < 1.0:
             top_k = losses.top_k_ratio(self.optimizer.iterations, o.top_k_percent_pixels,
                                        o.hard_example_mining_step)
         with tf.GradientTape() as tape:
-            logits = self.model(batch["image"], training=True)
+            logits = self.model(images, training=True)
             pixel_losses, count = losses.pixel_losses(
-                logits, batch["label"], self.data.num_classes, self.data.ignore_label,
+                logits, labels, self.data.num_classes, self.data.ignore_label,
                 o.upsample_logits, o.label_weights)
             global_count = tf.distribute.get_replica_context().all_reduce("sum", count)
             ce = losses.replica_loss(pixel_losses, global_count, top_k, replicas)
@@ -212,7 +212,8 @@ class Trainer:
             replica_step = tf.function(replica_step, jit_compile=True)
 
         def step(iterator):
-            per_replica = self.strategy.run(replica_step, args=(next(iterator),))
+            batch = next(iterator)
+            per_replica = self.strategy.run(replica_step, args=(batch["image"], batch["label"]))
             values = {k: self.strategy.reduce("sum", v, axis=None)
                       for k, v in per_replica.items()}
             # The gradient norm of the replicas' gradients, averaged (not summed).
