@@ -26,6 +26,7 @@ from deeplab.data.descriptors import load_descriptor
 from deeplab.evaluate import continuous, evaluator
 from deeplab.evaluate.summaries import EvalOutputs, miou_tag
 from deeplab.flags import (
+    define_checkpoint_source_flags,
     define_inference_flags,
     define_model_flags,
     define_resize_flags,
@@ -38,20 +39,12 @@ from deeplab.model.predict import InferenceOptions
 FLAGS = flags.FLAGS
 # The original eval.py's flags (atrous_rates, output_stride, quantize_delay_step come with
 # the model flags).
-flags.DEFINE_string("master", "", "Unused (TF1 session master); accepted for compatibility.")
 flags.DEFINE_string("eval_logdir", None, "Where to write metrics, plots and event logs.")
-flags.DEFINE_string("checkpoint_dir", None,
-                    "Directory of checkpoints (ours or the original's), or one checkpoint prefix.")
 flags.DEFINE_integer("eval_batch_size", 1, "Images per batch (1 when --eval_crop_size is empty).")
 flags.DEFINE_list("eval_crop_size", "513,513",
                   "Pad every image to this height,width (as the original); empty runs every "
                   "image whole, giving exactly predict.py's labels.")
-flags.DEFINE_integer("eval_interval_secs", 60 * 5, "Minimum seconds between two evaluations.")
-flags.DEFINE_string("dataset", "pascal_voc_seg",
-                    "Built-in dataset name (used when dataset_dir has no dataset.json).")
 flags.DEFINE_string("eval_split", "val", "Split to evaluate.")
-flags.DEFINE_string("dataset_dir", None, "Directory of the TFRecord shards (default: the "
-                    "training run's, else the built-in dataset for --dataset=synthetic).")
 flags.DEFINE_integer("max_number_of_evaluations", 0,
                      "Stop after this many evaluations; 0 evaluates new checkpoints until "
                      "training has finished (TRAINING_DONE in checkpoint_dir).")
@@ -63,6 +56,7 @@ flags.DEFINE_integer("eval_timeout_secs", None,
 flags.DEFINE_string("model", None,
                     "An exported model (deeplab.export) to evaluate instead of a checkpoint.")
 define_model_flags(FLAGS)
+define_checkpoint_source_flags(FLAGS)
 define_inference_flags(FLAGS)
 
 

@@ -23,6 +23,7 @@ from deeplab.data import pipeline
 from deeplab.data.descriptors import load_descriptor
 from deeplab.evaluate import continuous, evaluator
 from deeplab.flags import (
+    define_checkpoint_source_flags,
     define_inference_flags,
     define_model_flags,
     define_resize_flags,
@@ -35,20 +36,12 @@ from deeplab.vis import colormap
 from deeplab.vis.visualizer import Visualizer
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("master", "", "Unused (TF1 session master); accepted for compatibility.")
 flags.DEFINE_string("vis_logdir", None, "Where to write the pictures.")
-flags.DEFINE_string("checkpoint_dir", None,
-                    "Directory of checkpoints (ours or the original's), or one checkpoint prefix.")
 flags.DEFINE_integer("vis_batch_size", 1, "Images per batch (1 when --vis_crop_size is empty).")
 flags.DEFINE_list("vis_crop_size", "513,513",
                   "Pad every image to this height,width (as the original); empty runs every "
                   "image whole.")
-flags.DEFINE_integer("eval_interval_secs", 60 * 5, "Minimum seconds between two passes.")
-flags.DEFINE_string("dataset", "pascal_voc_seg",
-                    "Built-in dataset name (used when dataset_dir has no dataset.json).")
 flags.DEFINE_string("vis_split", "val", "Split to visualise.")
-flags.DEFINE_string("dataset_dir", None, "Directory of the TFRecord shards (default: the "
-                    "training run's, else the built-in dataset for --dataset=synthetic).")
 flags.DEFINE_enum("colormap_type", "pascal", list(colormap.COLORMAP_NAMES),
                   "Colour map; when not given, cityscapes and ade20k data use their own.")
 flags.DEFINE_boolean("also_save_raw_predictions", False,
@@ -61,6 +54,7 @@ flags.DEFINE_integer("eval_timeout_secs", None,
                      "Stop after this many seconds without a new checkpoint (unset: wait "
                      "until TRAINING_DONE).")
 define_model_flags(FLAGS)
+define_checkpoint_source_flags(FLAGS)
 define_inference_flags(FLAGS)
 
 

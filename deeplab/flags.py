@@ -199,3 +199,20 @@ def inference_options_from_flags(fv: flags.FlagValues):
                                 window_stride=pair_flag(fv, "eval_window_stride"))
     except ValueError as exc:
         raise flags.ValidationError(str(exc)) from None
+
+
+def define_checkpoint_source_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
+    """Flags eval.py and vis.py share (the original's): checkpoints to read, the dataset."""
+    flags.DEFINE_string("master", "", "Unused (TF1 session master); accepted for compatibility.",
+                        flag_values=fv)
+    flags.DEFINE_string("checkpoint_dir", None, "Directory of checkpoints (ours or the "
+                        "original's), or one checkpoint prefix.", flag_values=fv)
+    flags.DEFINE_integer("eval_interval_secs", 60 * 5,
+                         "Minimum seconds between two passes over new checkpoints.",
+                         flag_values=fv)
+    flags.DEFINE_string("dataset", "pascal_voc_seg",
+                        "Built-in dataset name (used when dataset_dir has no dataset.json).",
+                        flag_values=fv)
+    flags.DEFINE_string("dataset_dir", None, "Directory of the TFRecord shards (default: the "
+                        "training run's, else the built-in dataset for --dataset=synthetic).",
+                        flag_values=fv)

@@ -111,3 +111,10 @@ def test_fine_tunes_a_reference_checkpoint_with_another_class_count(
                                   reader.get_tensor("aspp0/weights"))
     assert names["logits/semantic/weights"].shape == (1, 1, 256, 6)
     assert trainer.run().step == 1
+
+
+@pytest.mark.slow
+def test_xla_compiles_the_replica_step(data, tmp_path):
+    result = train(MODEL, options(tmp_path, training_number_of_steps=1, xla=True), data,
+                   strategy())
+    assert result.step == 1 and np.isfinite(result.loss)
