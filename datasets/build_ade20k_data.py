@@ -67,13 +67,9 @@ def convert_ade20k(
 ) -> dict[str, build_data.SplitResult]:
     """Writes `train` and `val` shards; returns results by split."""
     ade_dir = find_ade_dir(ade20k_root)
-    results = {}
-    for folder, split in SPLITS.items():
-        results[split] = build_data.write_split(output_dir, split, split_items(ade_dir, folder),
-                                                _load, num_shards, num_workers, skip_invalid)
-    build_data.update_descriptor(output_dir, DESCRIPTOR,
-                                 {s: r.written for s, r in results.items()})
-    return results
+    plans = ((split, split_items(ade_dir, folder)) for folder, split in SPLITS.items())
+    return build_data.write_splits(output_dir, plans, _load, DESCRIPTOR, num_shards,
+                                   num_workers, skip_invalid)
 
 
 def main(argv):

@@ -81,14 +81,9 @@ def convert_cityscapes(
 ) -> dict[str, build_data.SplitResult]:
     """Writes `<split>_fine` shards for each split; returns results by output split name."""
     load = functools.partial(_load, table=train_id_table())
-    results = {}
-    for split in splits:
-        items = split_items(cityscapes_root, split)
-        results[split + "_fine"] = build_data.write_split(
-            output_dir, split + "_fine", items, load, num_shards, num_workers, skip_invalid)
-    build_data.update_descriptor(output_dir, DESCRIPTOR,
-                                 {s: r.written for s, r in results.items()})
-    return results
+    plans = ((split + "_fine", split_items(cityscapes_root, split)) for split in splits)
+    return build_data.write_splits(output_dir, plans, load, DESCRIPTOR, num_shards,
+                                   num_workers, skip_invalid)
 
 
 def main(argv):

@@ -363,6 +363,23 @@ def define_common_flags(num_shards: int) -> tuple[str, ...]:
     return ("output_dir", "num_shards", "num_workers", "skip_invalid")
 
 
+def write_splits(
+    output_dir: str,
+    plans,
+    load: Callable[[object], EncodedPair],
+    descriptor: descriptors.DatasetDescriptor,
+    num_shards: int,
+    num_workers: int | None = None,
+    skip_invalid: bool = False,
+) -> dict[str, SplitResult]:
+    """`write_split` for each (split, items) of `plans`, in order, then `update_descriptor`
+    with their counts. A lazy `plans` lists a split's items only when its turn comes."""
+    results = {split: write_split(output_dir, split, items, load, num_shards, num_workers,
+                                  skip_invalid) for split, items in plans}
+    update_descriptor(output_dir, descriptor, {s: r.written for s, r in results.items()})
+    return results
+
+
 def run_main(convert: Callable[[], object]) -> None:
     """Runs a converter body, turning ConversionError into a one-line message and exit 1."""
     import sys

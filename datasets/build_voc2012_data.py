@@ -125,13 +125,8 @@ def convert_voc(
     plans = {split: voc_split_items(voc_dir, split) for split in splits}
     if sbd_root:
         plans["train_aug"] = train_aug_items(voc_dir, find_sbd_dir(sbd_root))
-    results = {}
-    for split, items in plans.items():
-        results[split] = build_data.write_split(output_dir, split, items, _load, num_shards,
-                                                num_workers, skip_invalid)
-    build_data.update_descriptor(output_dir, DESCRIPTOR,
-                                 {s: r.written for s, r in results.items()})
-    return results
+    return build_data.write_splits(output_dir, plans.items(), _load, DESCRIPTOR, num_shards,
+                                   num_workers, skip_invalid)
 
 
 def main(argv):
