@@ -14,6 +14,8 @@ import dataclasses
 import keras
 import tensorflow as tf
 
+from deeplab.model.conv import Conv2D, DepthwiseConv2D, fold_batch_norm
+
 
 def keras_name(scope: str) -> str:
     """TF1 scope 'a/b/c' -> Keras layer name 'a.b.c'."""
@@ -74,6 +76,16 @@ def fixed_padding(x, kernel_size: int, rate: int = 1, name: str | None = None):
                                       name=name)(x)
 
 
+def _normalise(x, conv, norm: NormSpec | None, scope: str, channels: int):
+    """`norm` (if any) applied to `x`, the output of `conv`; a BatchNorm is folded into it."""
+    if norm is None:
+        return x
+    layer = norm_layer(norm, scope, channels)
+    x = layer(x)
+    fold_batch_norm(conv, layer)
+    return x
+
+
 def _activate(x, activation: str | None, scope: str):
     if activation is None:
         return x
@@ -95,11 +107,9 @@ def conv_norm_act(x, filters: int, kernel_size: int, scope: str, norm: NormSpec 
         padding = "valid"
     if use_bias is None:
         use_bias = norm is None
-    x = keras.layers.Conv2D(filters, kernel_size, strides=stride, dilation_rate=rate,
-                            padding=padding, use_bias=use_bias, name=keras_name(scope),
-                            dtype=dtype)(x)
-    if norm is not None:
-        x = norm_layer(norm, scope, filters)(x)
+    conv = Conv2D(filters, kernel_size, strides=stride, dilation_rate=rate, padding=padding,
+                  use_bias=use_bias, name=keras_name(scope), dtype=dtype)
+    x = _normalise(conv(x), conv, norm, scope, filters)
     return _activate(x, activation, scope)
 
 
@@ -111,12 +121,9 @@ def depthwise_norm_act(x, kernel_size: int, scope: str, norm: NormSpec | None,
     if stride > 1 and explicit_padding:
         x = fixed_padding(x, kernel_size, rate, name=keras_name(f"{scope}/pad"))
         padding = "valid"
-    channels = x.shape[-1]
-    x = keras.layers.DepthwiseConv2D(kernel_size, strides=stride, dilation_rate=rate,
-                                     padding=padding, use_bias=False,
-                                     name=keras_name(scope))(x)
-    if norm is not None:
-        x = norm_layer(norm, scope, channels)(x)
+    conv = DepthwiseConv2D(kernel_size, strides=stride, dilation_rate=rate, padding=padding,
+                           use_bias=False, name=keras_name(scope))
+    x = _normalise(conv(x), conv, norm, scope, x.shape[-1])
     return _activate(x, activation, scope)
 
 

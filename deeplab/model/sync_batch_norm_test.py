@@ -38,8 +38,11 @@ def test_is_a_keras_batch_normalization_named_as_one():
     assert BatchNormalization.from_config(layer.get_config()).synchronized
 
 
-def test_one_replica_matches_plain_batch_norm_forward_and_gradients():
-    x, plain, sync = _pair()
+@pytest.mark.parametrize("shape", [(4, 5, 6, 3), (4, 7, 32)])
+def test_one_replica_matches_plain_batch_norm_forward_and_gradients(shape):
+    """One replica runs the fused kernel: Keras' results up to float rounding, the moving
+    variance of the population variance (not the kernel's Bessel-corrected one)."""
+    x, plain, sync = _pair(shape)
     x = tf.constant(x)
     upstream = tf.constant(np.random.RandomState(1).normal(size=x.shape).astype(np.float32))
     results = []
@@ -52,7 +55,23 @@ def test_one_replica_matches_plain_batch_norm_forward_and_gradients():
         results.append([y, *grads, layer.moving_mean, layer.moving_variance,
                         layer(x, training=False)])
     for a, b in zip(*results, strict=True):
-        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=2e-5, atol=2e-5)
+
+
+@pytest.mark.parametrize("channels", [32, 24])  # fused in bfloat16 / through float32
+def test_bfloat16_training_stays_bfloat16_with_float32_statistics(channels):
+    shape = (2, 6, 6, channels)
+    x = np.random.RandomState(0).normal(2.0, 3.0, shape).astype(np.float32)
+    layer = BatchNormalization(epsilon=1e-5, momentum=0.5, dtype="mixed_bfloat16")
+    y = layer(tf.cast(x, tf.bfloat16), training=True)
+    assert y.dtype == tf.bfloat16
+    assert layer.moving_mean.dtype == "float32"
+    rounded = tf.cast(tf.cast(x, tf.bfloat16), tf.float32).numpy()
+    mean, variance = rounded.mean(axis=(0, 1, 2)), rounded.var(axis=(0, 1, 2))
+    np.testing.assert_allclose(layer.moving_mean.numpy(), 0.5 * mean, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(layer.moving_variance.numpy(), 0.5 + 0.5 * variance, rtol=1e-5)
+    expected = (rounded - mean) / np.sqrt(variance + 1e-5)
+    np.testing.assert_allclose(tf.cast(y, tf.float32).numpy(), expected, atol=0.03)
 
 
 def test_one_replica_inside_a_strategy_and_tf_function():
@@ -64,12 +83,16 @@ def test_one_replica_inside_a_strategy_and_tf_function():
         def replica(x):
             with tf.GradientTape() as tape:
                 tape.watch(x)
-                loss = tf.reduce_sum(tf.square(layer(x, training=True)))
+                loss = tf.reduce_sum(layer(x, training=True) * upstream)
             return tape.gradient(loss, x)
 
         return strategy.run(replica, args=(tf.constant(x),))
 
-    np.testing.assert_allclose(step(sync).numpy(), step(plain).numpy(), rtol=1e-6, atol=1e-6)
+    # sum(y^2) would have a zero gradient; random weights give one of size ~1.
+    upstream = tf.constant(np.random.RandomState(1).normal(size=x.shape).astype(np.float32))
+    expected = step(plain).numpy()
+    assert np.abs(expected).max() > 0.1
+    np.testing.assert_allclose(step(sync).numpy(), expected, rtol=1e-5, atol=1e-5)
 
 
 # Two logical CPUs must be configured before TensorFlow starts: a fresh interpreter.
