@@ -1,12 +1,13 @@
 """BatchNorm for every network here: synchronized statistics across replicas on request,
-and inference in bfloat16/float16 without float32 round trips.
+fused kernels on one replica, no float32 round trips in half precision.
 
     layer = BatchNormalization(epsilon=1e-5, momentum=0.9997, name="conv/BatchNorm")
 
 Under a tf.distribute strategy with N > 1 replicas, training-mode moments are those of the
 global batch, and so are their gradients: a step on N replicas equals the step on one device
 that sees the whole batch. Elsewhere (one replica, no strategy, inference, frozen layer) the
-layer is exactly `keras.layers.BatchNormalization`.
+layer computes the function of `keras.layers.BatchNormalization`, with the same variable
+updates, through faster kernels (see `BatchNormalization.call`).
 
 Why not `keras.layers.BatchNormalization(synchronized=True)`: its gradient is right, but it
 issues three `ReplicaContext.all_reduce` per layer (sum, sum of squares, count), each wrapped
@@ -147,14 +148,16 @@ class BatchNormalization(keras.layers.BatchNormalization):
         - Moving statistics, bfloat16/float16 input: one multiply-add in the compute dtype.
           Keras casts half-precision inputs to float32 and back around every BatchNorm,
           which costs more than the convolutions gain.
-        - Batch statistics of one replica: one FusedBatchNormV3 (and one fused gradient)
-          instead of Keras' ~15 elementwise and reduction ops; see `_fused_training`.
+        - Batch statistics of this replica alone (one replica, or not synchronized): one
+          FusedBatchNormV3 (and one fused gradient) instead of Keras' ~15 elementwise and
+          reduction ops; see `_fused_training`.
 
         Synchronized statistics across replicas, masks and renorm are Keras' own code.
         """
         last_axis = self.axis in (-1, len(inputs.shape) - 1)
         if not self.uses_moving_statistics(training):
-            if mask is None and last_axis and not self.renorm and _one_replica():
+            local = not self.synchronized or _one_replica()
+            if mask is None and last_axis and not self.renorm and local:
                 return self._fused_training(inputs)
             return super().call(inputs, training=training, mask=mask)
         folded = self._folded_into is not None and self._folded_into() is not None
