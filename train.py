@@ -141,6 +141,10 @@ def main(argv):
     logging.info("training %s on %s/%s with %d replica(s)", model_options.model_variant,
                  data.dataset_dir, data.train_split, strategy.num_replicas_in_sync)
     result = train(model_options, options, data, strategy)
+    if result.seconds_per_step == 0.0:
+        print(f"final step {result.step}: already trained, no step run; "
+              f"checkpoint {result.checkpoint}")
+        return
     print(f"final step {result.step} loss {result.loss:.4f} "
           f"{result.images_per_second:.2f} images/s {result.seconds_per_step:.3f} s/step "
           f"checkpoint {result.checkpoint}")

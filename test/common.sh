@@ -72,8 +72,13 @@ run_launcher() {
       echo "[Error] evaluation failed; the end of ${log}:" >&2; tail -20 "$log" >&2; exit 1; }
   end=$(date +%s)
   final=$(grep "^final step" "$log" | tail -1)
-  echo "final loss: $(sed -n 's/.* loss \([^ ]*\) .*/\1/p' <<< "$final")"
-  echo "throughput: $(sed -n 's/.* \([^ ]*\) images\/s.*/\1/p' <<< "$final") images/s"
+  if grep -q "already trained" <<< "$final"; then
+    echo "final loss: none (already trained to the last step; remove ${logdir} to train anew)"
+    echo "throughput: none (no step run)"
+  else
+    echo "final loss: $(sed -n 's/.* loss \([^ ]*\) .*/\1/p' <<< "$final")"
+    echo "throughput: $(sed -n 's/.* \([^ ]*\) images\/s.*/\1/p' <<< "$final") images/s"
+  fi
   echo "mIoU: $(grep -o 'mIoU [0-9.]*%' "$log" | tail -1 | cut -d' ' -f2)"
   echo "E2E time: $(( end - start )) s; checkpoints, TensorBoard events and options in ${logdir}"
 }

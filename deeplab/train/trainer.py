@@ -232,6 +232,8 @@ class Trainer:
         start_step = self.step
         if start_step >= o.training_number_of_steps:
             logging.info("already at step %d of %d", start_step, o.training_number_of_steps)
+            if self.chief:
+                mark_training_done(o.train_logdir, f"{start_step}\n")
             return TrainResult(start_step, float("nan"), 0.0, 0.0, self.manager.latest_checkpoint)
         step_fn = self.make_step_fn()
         iterator = iter(self.dataset())

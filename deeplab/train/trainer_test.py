@@ -78,6 +78,14 @@ def test_resume_continues_at_saved_step_with_the_same_schedule(first_run, data, 
         "model.ckpt-3.index", "model.ckpt-5.index"]
 
 
+def test_a_finished_run_started_again_runs_no_step_and_stays_done(first_run, data, tmp_path):
+    logdir = _copy(first_run, tmp_path)
+    result = train(MODEL, options(logdir), data, strategy())
+    assert result.step == 3 and result.seconds_per_step == 0.0 and np.isnan(result.loss)
+    assert os.path.isfile(logdir / TRAINING_DONE)  # continuous eval would wait forever
+    assert sorted(f for f in os.listdir(logdir) if f.endswith(".index")) == ["model.ckpt-3.index"]
+
+
 def test_other_model_options_in_the_same_logdir_are_refused(first_run, data):
     with pytest.raises(ValueError, match="other model options.*num_classes"):
         train(MODEL.replace(num_classes=7), options(first_run[0]), data, strategy())
