@@ -99,18 +99,9 @@ def _time(fn, image, warmup: int, runs: int) -> tuple[float, float, float]:
 
 def matmul_gflops(dtype: str, n: int = 2048, runs: int = 10) -> float:
     """Median GFLOP/s of an n x n x n tf.linalg.matmul: a rough compute ceiling."""
-    import numpy as np
-    import tensorflow as tf
+    from gemm import gemm_gflops
 
-    a = tf.cast(tf.random.stateless_uniform((n, n), (0, 0)), dtype)
-    fn = tf.function(lambda x: tf.reduce_sum(tf.cast(tf.linalg.matmul(x, x), tf.float32)))
-    fn(a).numpy()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn(a).numpy()
-        times.append(time.perf_counter() - start)
-    return 2 * n**3 / float(np.median(times)) / 1e9
+    return gemm_gflops((n, n), (n, n), False, False, dtype, runs)
 
 
 def onednn_enabled() -> bool:
