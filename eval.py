@@ -21,8 +21,6 @@ import logging
 from absl import flags
 
 from deeplab import entry
-from deeplab.data import pipeline
-from deeplab.data.descriptors import load_descriptor
 from deeplab.evaluate import continuous, evaluator
 from deeplab.evaluate.summaries import EvalOutputs, miou_tag
 from deeplab.flags import (
@@ -50,9 +48,6 @@ flags.DEFINE_integer("max_number_of_evaluations", 0,
                      "training has finished (TRAINING_DONE in checkpoint_dir).")
 define_resize_flags(FLAGS)
 # Beside the original's.
-flags.DEFINE_integer("eval_timeout_secs", None,
-                     "Stop continuous evaluation after this many seconds without a new "
-                     "checkpoint (unset: wait until TRAINING_DONE).")
 flags.DEFINE_string("model", None,
                     "An exported model (deeplab.export) to evaluate instead of a checkpoint.")
 define_model_flags(FLAGS)
@@ -115,10 +110,7 @@ def main(argv):
     if len(argv) > 1:
         raise flags.ValidationError(f"unexpected arguments: {' '.join(argv[1:])}")
     _check_flags()
-    FLAGS.dataset_dir = entry.resolve_dataset_dir(FLAGS.dataset, FLAGS.dataset_dir,
-                                                  FLAGS.checkpoint_dir)
-    descriptor = load_descriptor(FLAGS.dataset_dir, FLAGS.dataset)
-    pipeline.list_shards(FLAGS.dataset_dir, FLAGS.eval_split)  # fail before loading a model
+    descriptor = entry.checkpoint_split(FLAGS, FLAGS.eval_split)
     inference = inference_options_from_flags(FLAGS)
     input_options = _input_options(descriptor, FLAGS.model_variant)
     with EvalOutputs(FLAGS.eval_logdir, miou_tag(inference.scales, inference.flip)) as outputs:
@@ -127,9 +119,7 @@ def main(argv):
             _evaluate(_exported_model(FLAGS.model, inference), descriptor, input_options,
                       outputs, None, info)
             return
-        predictors = evaluator.CheckpointPredictors(
-            descriptor, inference, entry.load_model,
-            lambda prefix: entry.inference_model_options(FLAGS, prefix, descriptor.num_classes))
+        predictors = entry.checkpoint_predictors(FLAGS, descriptor, inference)
         for prefix in continuous.checkpoints_to_evaluate(
                 FLAGS.checkpoint_dir, FLAGS.max_number_of_evaluations, FLAGS.eval_interval_secs,
                 FLAGS.eval_timeout_secs):

@@ -19,8 +19,6 @@ import logging
 from absl import flags
 
 from deeplab import entry
-from deeplab.data import pipeline
-from deeplab.data.descriptors import load_descriptor
 from deeplab.evaluate import continuous, evaluator
 from deeplab.flags import (
     define_checkpoint_source_flags,
@@ -50,9 +48,6 @@ flags.DEFINE_integer("max_number_of_iterations", 0,
                      "Passes over new checkpoints; 0 continues until training has finished "
                      "(TRAINING_DONE in checkpoint_dir).")
 define_resize_flags(FLAGS)
-flags.DEFINE_integer("eval_timeout_secs", None,
-                     "Stop after this many seconds without a new checkpoint (unset: wait "
-                     "until TRAINING_DONE).")
 define_model_flags(FLAGS)
 define_checkpoint_source_flags(FLAGS)
 define_inference_flags(FLAGS)
@@ -105,15 +100,10 @@ def main(argv):
     if len(argv) > 1:
         raise flags.ValidationError(f"unexpected arguments: {' '.join(argv[1:])}")
     _check_flags()
-    FLAGS.dataset_dir = entry.resolve_dataset_dir(FLAGS.dataset, FLAGS.dataset_dir,
-                                                  FLAGS.checkpoint_dir)
-    descriptor = load_descriptor(FLAGS.dataset_dir, FLAGS.dataset)
-    pipeline.list_shards(FLAGS.dataset_dir, FLAGS.vis_split)  # fail before loading a model
+    descriptor = entry.checkpoint_split(FLAGS, FLAGS.vis_split)
     inference = inference_options_from_flags(FLAGS)
     visualizer = _visualizer(descriptor)
-    predictors = evaluator.CheckpointPredictors(
-        descriptor, inference, entry.load_model,
-        lambda prefix: entry.inference_model_options(FLAGS, prefix, descriptor.num_classes))
+    predictors = entry.checkpoint_predictors(FLAGS, descriptor, inference)
     for prefix in continuous.checkpoints_to_evaluate(
             FLAGS.checkpoint_dir, FLAGS.max_number_of_iterations, FLAGS.eval_interval_secs,
             FLAGS.eval_timeout_secs):

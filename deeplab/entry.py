@@ -81,3 +81,28 @@ def resolve_dataset_dir(dataset: str, dataset_dir: str | None,
     from datasets.synthetic import ensure_synthetic_dataset
 
     return ensure_synthetic_dataset()[0]
+
+
+def checkpoint_split(fv: flags.FlagValues, split: str):
+    """The dataset eval.py / vis.py read, from their checkpoint-source flags in `fv`.
+
+    Sets `fv.dataset_dir` (see `resolve_dataset_dir`) and returns its DatasetDescriptor;
+    fails, naming the directory, before any model loads if `split` has no shards.
+    """
+    from deeplab.data.descriptors import load_descriptor
+    from deeplab.data.pipeline import list_shards
+
+    fv.dataset_dir = resolve_dataset_dir(fv.dataset, fv.dataset_dir, fv.checkpoint_dir)
+    descriptor = load_descriptor(fv.dataset_dir, fv.dataset)
+    list_shards(fv.dataset_dir, split)
+    return descriptor
+
+
+def checkpoint_predictors(fv: flags.FlagValues, descriptor, inference):
+    """`evaluator.CheckpointPredictors` whose models follow each checkpoint's saved options
+    (overridden by the model flags given in `fv`), with the dataset's class count."""
+    from deeplab.evaluate.evaluator import CheckpointPredictors
+
+    return CheckpointPredictors(
+        descriptor, inference, load_model,
+        lambda prefix: inference_model_options(fv, prefix, descriptor.num_classes))

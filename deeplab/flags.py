@@ -210,6 +210,9 @@ def define_checkpoint_source_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
     flags.DEFINE_integer("eval_interval_secs", 60 * 5,
                          "Minimum seconds between two passes over new checkpoints.",
                          flag_values=fv)
+    flags.DEFINE_integer("eval_timeout_secs", None,
+                         "Stop after this many seconds without a new checkpoint (unset: wait "
+                         "until TRAINING_DONE).", flag_values=fv)
     flags.DEFINE_string("dataset", "pascal_voc_seg",
                         "Built-in dataset name (used when dataset_dir has no dataset.json).",
                         flag_values=fv)

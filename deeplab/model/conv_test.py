@@ -78,8 +78,8 @@ def test_bfloat16_folding_is_as_close_as_bfloat16_rounding():
     x = RNG.normal(size=shape).astype(np.float32)
     got = ours(x, training=False)
     assert got.dtype == tf.bfloat16
-    ref32, _ = _pair("conv", dict(filters=8, kernel_size=1, use_bias=False), shape)
-    ref32.set_weights(ours.get_weights())
+    _, ref32 = _pair("conv", dict(filters=8, kernel_size=1, use_bias=False), shape)
+    ref32.set_weights(ours.get_weights())  # Keras conv -> Keras BN, float32
     exact = ref32(x, training=False).numpy()
     error = np.abs(tf.cast(got, tf.float32).numpy() - exact)
     # A few bfloat16 roundings (2^-8 relative each) of values of size ~|exact| + offset.
