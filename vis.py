@@ -41,7 +41,8 @@ flags.DEFINE_list("vis_crop_size", "513,513",
                   "image whole.")
 flags.DEFINE_string("vis_split", "val", "Split to visualise.")
 flags.DEFINE_enum("colormap_type", "pascal", list(colormap.COLORMAP_NAMES),
-                  "Colour map; when not given, cityscapes and ade20k data use their own.")
+                  "Colour map; when not given, the dataset's own (its descriptor's), else "
+                  "pascal.")
 flags.DEFINE_boolean("also_save_raw_predictions", False,
                      "Also save raw label maps (Cityscapes: official label ids).")
 flags.DEFINE_integer("max_number_of_iterations", 0,
@@ -63,20 +64,17 @@ def _check_flags() -> None:
         raise flags.ValidationError("--vis_batch_size must be 1 when --vis_crop_size is empty")
 
 
-def _palette(descriptor) -> str:
-    if FLAGS["colormap_type"].present or descriptor.name not in ("cityscapes", "ade20k"):
-        return FLAGS.colormap_type
-    logging.info("colouring with the %s palette (the dataset's)", descriptor.name)
-    return descriptor.name
+def _palette(descriptor):
+    requested = FLAGS.colormap_type if FLAGS["colormap_type"].present else None
+    return colormap.dataset_palette(descriptor, requested)
 
 
 def _visualizer(descriptor) -> Visualizer:
-    cityscapes = descriptor.name == "cityscapes"
-    if cityscapes and FLAGS.also_save_raw_predictions:
-        logging.info("raw predictions: Cityscapes train ids mapped to official label ids")
+    raw_ids = descriptor.to_label_ids if descriptor.label_ids else None
+    if raw_ids and FLAGS.also_save_raw_predictions:
+        logging.info("raw predictions: class indices mapped to %s label ids", descriptor.name)
     return Visualizer(FLAGS.vis_logdir, _palette(descriptor), FLAGS.also_save_raw_predictions,
-                      colormap.cityscapes_train_id_to_label_id if cityscapes else None,
-                      descriptor.ignore_label)
+                      raw_ids, descriptor.ignore_label)
 
 
 def _visualize(predictor, descriptor, visualizer: Visualizer) -> int:

@@ -26,18 +26,17 @@ DESCRIPTOR = descriptors.get_descriptor("cityscapes")
 IMAGE_SUFFIX = "_leftImg8bit.png"
 LABEL_SUFFIX = "_gtFine_labelIds.png"
 
-# Official label id -> train id for the 19 evaluated classes; all other ids are ignored.
-ID_TO_TRAIN_ID = {
-    7: 0, 8: 1, 11: 2, 12: 3, 13: 4, 17: 5, 19: 6, 20: 7, 21: 8, 22: 9, 23: 10, 24: 11,
-    25: 12, 26: 13, 27: 14, 28: 15, 31: 16, 32: 17, 33: 18,
-}  # fmt: skip
 
 
 def train_id_table() -> np.ndarray:
-    """uint8 [256] lookup: label id -> train id (255 for ignored ids)."""
+    """uint8 [256] lookup: label id -> train id (255 for ignored ids).
+
+    The inverse of the descriptor's `label_ids` (train id -> official label id).
+    """
     table = np.full(256, DESCRIPTOR.ignore_label, np.uint8)
-    for label_id, train_id in ID_TO_TRAIN_ID.items():
-        table[label_id] = train_id
+    for train_id, label_id in DESCRIPTOR.label_ids.items():
+        if train_id < DESCRIPTOR.num_classes:
+            table[label_id] = train_id
     return table
 
 

@@ -1,8 +1,10 @@
-"""Dataset descriptors: class count, ignore label, split sizes and class names.
+"""Dataset descriptors and the dataset registry.
 
-Built-in descriptors follow the original DeepLab (data_generator.py). A directory of shards
-written by the list converter or the synthetic generator also holds `dataset.json`, which
-`load_descriptor` reads in preference to the built-in table.
+A descriptor says what a run needs to know about a dataset: class count, ignore label,
+split sizes, class names, its colour map (a palette name or RGB colours), official label ids
+(Cityscapes) and, for converted data, how the masks were read and per-class pixel counts.
+The registered datasets live one module each in `deeplab.data.builtin`; a directory of
+shards holds `dataset.json`, which `load_descriptor` reads in preference to the registry.
 """
 
 from __future__ import annotations
@@ -10,49 +12,23 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import tempfile
+
+import numpy as np
 
 DESCRIPTOR_FILE = "dataset.json"
+STAT_KEYS = ("pixels", "images", "image_pixels")
 
-PASCAL_VOC_CLASSES = (
-    "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat",
-    "chair", "cow", "diningtable", "dog", "horse", "motorbike", "person", "pottedplant",
-    "sheep", "sofa", "train", "tvmonitor",
-)  # fmt: skip
 
-CITYSCAPES_CLASSES = (
-    "road", "sidewalk", "building", "wall", "fence", "pole", "traffic light", "traffic sign",
-    "vegetation", "terrain", "sky", "person", "rider", "car", "truck", "bus", "train",
-    "motorcycle", "bicycle",
-)  # fmt: skip
 
-# Index 0 ("other") is the ignore label of ADE20K; 1..150 are the SceneParsing classes.
-ADE20K_CLASSES = (
-    "other", "wall", "building", "sky", "floor", "tree", "ceiling", "road", "bed",
-    "windowpane", "grass", "cabinet", "sidewalk", "person", "earth", "door", "table",
-    "mountain", "plant", "curtain", "chair", "car", "water", "painting", "sofa", "shelf",
-    "house", "sea", "mirror", "rug", "field", "armchair", "seat", "fence", "desk", "rock",
-    "wardrobe", "lamp", "bathtub", "railing", "cushion", "base", "box", "column", "signboard",
-    "chest of drawers", "counter", "sand", "sink", "skyscraper", "fireplace", "refrigerator",
-    "grandstand", "path", "stairs", "runway", "case", "pool table", "pillow", "screen door",
-    "stairway", "river", "bridge", "bookcase", "blind", "coffee table", "toilet", "flower",
-    "book", "hill", "bench", "countertop", "stove", "palm", "kitchen island", "computer",
-    "swivel chair", "boat", "bar", "arcade machine", "hovel", "bus", "towel", "light",
-    "truck", "tower", "chandelier", "awning", "streetlight", "booth", "television receiver",
-    "airplane", "dirt track", "apparel", "pole", "land", "bannister", "escalator", "ottoman",
-    "bottle", "buffet", "poster", "stage", "van", "ship", "fountain", "conveyer belt",
-    "canopy", "washer", "plaything", "swimming pool", "stool", "barrel", "basket",
-    "waterfall", "tent", "bag", "minibike", "cradle", "oven", "ball", "food", "step", "tank",
-    "trade name", "microwave", "pot", "animal", "bicycle", "lake", "dishwasher", "screen",
-    "blanket", "sculpture", "hood", "sconce", "vase", "traffic light", "tray", "ashcan", "fan",
-    "pier", "crt screen", "plate", "monitor", "bulletin board", "shower", "radiator", "glass",
-    "clock", "flag",
-)  # fmt: skip
-
-# Each object class is a colour + texture; shapes are drawn at random for every class.
-SYNTHETIC_CLASSES = (
-    "background", "red_hstripes", "green_checker", "blue_dots", "yellow_vstripes",
-    "magenta_diagonal",
-)
+def _colors(value) -> tuple[tuple[int, int, int], ...]:
+    """RGB colours [N, 3] (any nested sequence or array of 0..255) as a tuple of triples."""
+    array = np.asarray(value)
+    if array.ndim != 2 or array.shape[1] != 3 or not len(array) or \
+            not np.issubdtype(array.dtype, np.integer) or array.min() < 0 or array.max() > 255:
+        raise ValueError(f"a colour map must be [N, 3] integers 0..255, got shape "
+                         f"{array.shape} dtype {array.dtype}")
+    return tuple((int(r), int(g), int(b)) for r, g, b in array)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,6 +42,15 @@ class DatasetDescriptor:
         range, as ADE20K's 0).
       splits: split name -> number of examples.
       class_names: one name per class index, len == num_classes (or empty if unknown).
+      colormap: colours for drawing labels: a palette name (a registered dataset or alias,
+        e.g. "pascal"), RGB colours [N, 3] indexed by label value, or None (the default).
+      label_ids: class index (and ignore label) -> official label id, for datasets whose
+        benchmark scores other ids than the model predicts (Cityscapes); empty otherwise.
+      label_encoding: how a converter read the masks, e.g. {"label_colormap": "pascal",
+        "unknown_color_pixels": 12} or {"binary_masks": True}; empty for class-index PNGs.
+      class_statistics: split -> {"pixels": [C] labelled pixels per class, "images": [C]
+        images holding the class, "image_pixels": [C] labelled pixels of those images,
+        "ignore_pixels": int}, as counted by the converters.
     """
 
     name: str
@@ -73,6 +58,10 @@ class DatasetDescriptor:
     ignore_label: int
     splits: dict[str, int]
     class_names: tuple[str, ...] = ()
+    colormap: object = None
+    label_ids: dict[int, int] = dataclasses.field(default_factory=dict)
+    label_encoding: dict = dataclasses.field(default_factory=dict)
+    class_statistics: dict[str, dict] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
         if self.num_classes < 1 or self.num_classes > 256:
@@ -83,60 +72,199 @@ class DatasetDescriptor:
         if self.class_names and len(self.class_names) != self.num_classes:
             raise ValueError(f"{self.name}: {len(self.class_names)} class names for "
                              f"{self.num_classes} classes")
-        object.__setattr__(self, "splits", dict(self.splits))
-        object.__setattr__(self, "class_names", tuple(self.class_names))
+        for split, stats in self.class_statistics.items():
+            for key in STAT_KEYS:
+                if len(stats.get(key, ())) != self.num_classes:
+                    raise ValueError(f"{self.name}: class_statistics[{split!r}][{key!r}] needs "
+                                     f"{self.num_classes} values")
+        colormap = self.colormap
+        if colormap is not None and not isinstance(colormap, str):
+            colormap = _colors(colormap)
+        set_ = object.__setattr__
+        set_(self, "colormap", colormap)
+        set_(self, "splits", dict(self.splits))
+        set_(self, "class_names", tuple(self.class_names))
+        set_(self, "label_ids", {int(k): int(v) for k, v in self.label_ids.items()})
+        set_(self, "label_encoding", dict(self.label_encoding))
+        set_(self, "class_statistics", {str(k): dict(v) for k, v in
+                                        self.class_statistics.items()})
+
+    def to_label_ids(self, label) -> np.ndarray:
+        """Maps class indices to the official label ids (`label_ids`); uint8, same shape.
+
+        Raises ValueError naming values the table does not hold.
+        """
+        label = np.asarray(label)
+        table = np.zeros(256, np.uint8)
+        known = np.zeros(256, bool)
+        for index, label_id in self.label_ids.items():
+            table[index], known[index] = label_id, True
+        inside = (label >= 0) & (label < 256)
+        valid = inside & known[np.where(inside, label, 0)]
+        if not valid.all():
+            keys = sorted(self.label_ids)
+            raise ValueError(f"{self.name} label values must be among {keys[0]}.."
+                             f"{keys[-2] if len(keys) > 1 else keys[0]} or {keys[-1]}, got "
+                             f"{np.unique(label[~valid])[:10].tolist()}")
+        return table[label]
 
     def to_json(self) -> dict:
-        """A JSON-ready dict (the `dataset.json` format)."""
-        return {
+        """A JSON-ready dict (the `dataset.json` format); optional fields only when set."""
+        data = {
             "name": self.name,
             "num_classes": self.num_classes,
             "ignore_label": self.ignore_label,
             "splits": dict(sorted(self.splits.items())),
             "class_names": list(self.class_names),
         }
+        colormap = _colormap_json(self)
+        optional = {"colormap": colormap,
+                    "label_ids": {str(k): v for k, v in sorted(self.label_ids.items())},
+                    "label_encoding": self.label_encoding,
+                    "class_statistics": dict(sorted(self.class_statistics.items()))}
+        data.update({k: v for k, v in optional.items() if v not in (None, {}, [])})
+        return data
 
     @classmethod
     def from_json(cls, data: dict, name: str | None = None) -> DatasetDescriptor:
-        """Builds a descriptor from a `dataset.json` dict; `name` overrides a missing name."""
+        """Builds a descriptor from a `dataset.json` dict; `name` overrides a missing name.
+
+        A registered dataset's class names, colour map and label ids fill fields the file
+        does not hold (files written before those fields existed). A palette name in the
+        file becomes that palette's colours.
+        """
         try:
+            name = str(data.get("name") or name or "custom")
+            known = _registry().get(name)
+            colormap = data.get("colormap", known.colormap if known else None)
             return cls(
-                name=str(data.get("name") or name or "custom"),
+                name=name,
                 num_classes=int(data["num_classes"]),
                 ignore_label=int(data["ignore_label"]),
                 splits={str(k): int(v) for k, v in data.get("splits", {}).items()},
-                class_names=tuple(str(c) for c in data.get("class_names", ())),
+                class_names=tuple(str(c) for c in data.get("class_names", ())) or
+                (known.class_names if known and known.num_classes == int(data["num_classes"])
+                 else ()),
+                colormap=palette(colormap) if isinstance(colormap, str) else colormap,
+                label_ids=data.get("label_ids", known.label_ids if known else {}),
+                label_encoding=data.get("label_encoding", {}),
+                class_statistics=data.get("class_statistics", {}),
             )
         except KeyError as err:
             raise ValueError(f"dataset descriptor lacks the field {err.args[0]!r}") from None
 
 
-_BUILTIN = {
-    d.name: d
-    for d in (
-        DatasetDescriptor(
-            "pascal_voc_seg", 21, 255,
-            {"train": 1464, "train_aug": 10582, "trainval": 2913, "val": 1449},
-            PASCAL_VOC_CLASSES,
-        ),
-        DatasetDescriptor(
-            "cityscapes", 19, 255, {"train_fine": 2975, "val_fine": 500}, CITYSCAPES_CLASSES
-        ),
-        DatasetDescriptor("ade20k", 151, 0, {"train": 20210, "val": 2000}, ADE20K_CLASSES),
-        DatasetDescriptor("synthetic", 6, 255, {"train": 320, "val": 80}, SYNTHETIC_CLASSES),
-    )
-}  # fmt: skip
+def _colormap_json(descriptor: DatasetDescriptor):
+    """The colour map for dataset.json: a name when it is a registered palette, else a list."""
+    colormap = descriptor.colormap
+    if colormap is None or isinstance(colormap, str):
+        return colormap
+    for name, known in _registry().items():
+        if known.colormap == colormap:
+            return _PALETTE_NAMES.get(name, name)
+    return [list(c) for c in colormap]
 
-BUILTIN_NAMES = tuple(_BUILTIN)
+
+# --- the registry -----------------------------------------------------------------------
+
+_REGISTRY: dict[str, DatasetDescriptor] = {}
+_ALIASES: dict[str, str] = {}  # palette alias -> dataset name
+_PALETTE_NAMES: dict[str, str] = {}  # dataset name -> the palette name shown to users
+_loading = []
+
+
+def register(descriptor: DatasetDescriptor, palette_aliases=()) -> DatasetDescriptor:
+    """Adds a dataset (by its name) to the registry; its palette gets the names `aliases`.
+
+    Raises ValueError if the name or an alias is taken by another dataset.
+    """
+    _registry()
+    for key in (descriptor.name, *palette_aliases):
+        owner = _ALIASES.get(key, key if key in _REGISTRY else None)
+        if owner is not None and owner != descriptor.name:
+            raise ValueError(f"dataset or palette name {key!r} is already registered")
+    _REGISTRY[descriptor.name] = descriptor
+    for alias in palette_aliases:
+        _ALIASES[alias] = descriptor.name
+    if palette_aliases:
+        _PALETTE_NAMES[descriptor.name] = palette_aliases[0]
+    return descriptor
+
+
+def unregister(name: str) -> None:
+    """Removes a registered dataset and its palette aliases (for tests and plugins)."""
+    _REGISTRY.pop(name, None)
+    _PALETTE_NAMES.pop(name, None)
+    for alias in [a for a, owner in _ALIASES.items() if owner == name]:
+        del _ALIASES[alias]
+
+
+def _registry() -> dict[str, DatasetDescriptor]:
+    if not _REGISTRY and not _loading:
+        _loading.append(True)
+        try:
+            from deeplab.data import builtin
+
+            builtin.register_all(register)
+        finally:
+            _loading.clear()
+    return _REGISTRY
+
+
+def registered_names() -> tuple[str, ...]:
+    """Names of the registered datasets, in registration order."""
+    return tuple(_registry())
 
 
 def get_descriptor(name: str) -> DatasetDescriptor:
-    """The built-in descriptor `name` ("pascal_voc_seg", "cityscapes", "ade20k", "synthetic")."""
+    """The registered descriptor `name` ("pascal_voc_seg", "cityscapes", "ade20k", ...)."""
     try:
-        return _BUILTIN[name]
+        return _registry()[name]
     except KeyError:
-        raise ValueError(f"unknown dataset {name!r}; built-in datasets: "
-                         f"{', '.join(BUILTIN_NAMES)}") from None
+        raise ValueError(f"unknown dataset {name!r}; registered datasets: "
+                         f"{', '.join(registered_names())}") from None
+
+
+def palette_owner(name: str) -> DatasetDescriptor:
+    """The registered dataset whose palette `name` (dataset name or alias) denotes."""
+    registry = _registry()
+    key = _ALIASES.get(name.lower(), name.lower())
+    descriptor = registry.get(key)
+    if descriptor is None or descriptor.colormap is None:
+        raise ValueError(f"unknown colour map {name!r}; expected one of "
+                         f"{', '.join(palette_names())} (or a dataset name)")
+    return descriptor
+
+
+def palette(name: str) -> tuple[tuple[int, int, int], ...]:
+    """RGB colours of the palette `name` (a registered dataset's, by its name or an alias)."""
+    colormap = palette_owner(name).colormap
+    return palette(colormap) if isinstance(colormap, str) else colormap
+
+
+def palette_name(name: str) -> str:
+    """The name users see for the palette `name` ("pascal_voc_seg" -> "pascal")."""
+    owner = palette_owner(name)
+    if isinstance(owner.colormap, str):
+        return palette_name(owner.colormap)
+    for other in _registry().values():  # datasets that reuse another's colours
+        if other.colormap == owner.colormap:
+            return _PALETTE_NAMES.get(other.name, other.name)
+    return owner.name
+
+
+def palette_names() -> tuple[str, ...]:
+    """One name per distinct registered palette: ("pascal", "cityscapes", "ade20k", ...)."""
+    names = []
+    for descriptor in _registry().values():
+        if descriptor.colormap is not None:
+            name = palette_name(descriptor.name)
+            if name not in names:
+                names.append(name)
+    return tuple(names)
+
+
+# --- dataset.json -----------------------------------------------------------------------
 
 
 def read_descriptor_file(path: str) -> DatasetDescriptor:
@@ -149,19 +277,31 @@ def read_descriptor_file(path: str) -> DatasetDescriptor:
         raise ValueError(f"{path}: cannot read dataset descriptor: {err}") from None
 
 
-def write_descriptor(dataset_dir: str, descriptor: DatasetDescriptor) -> str:
-    """Writes `dataset_dir/dataset.json` atomically; returns its path."""
-    path = os.path.join(dataset_dir, DESCRIPTOR_FILE)
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(descriptor.to_json(), f, indent=2)
-        f.write("\n")
-    os.replace(tmp, path)
+def write_json_atomic(path: str, data) -> str:
+    """Writes `data` as indented JSON to `path` through a unique temporary file beside it."""
+    directory = os.path.dirname(path) or "."
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp",
+                               dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=2)
+            f.write("\n")
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
     return path
 
 
+def write_descriptor(dataset_dir: str, descriptor: DatasetDescriptor) -> str:
+    """Writes `dataset_dir/dataset.json` atomically; returns its path."""
+    return write_json_atomic(os.path.join(dataset_dir, DESCRIPTOR_FILE), descriptor.to_json())
+
+
 def load_descriptor(dataset_dir: str | None, name: str | None = None) -> DatasetDescriptor:
-    """The descriptor of `dataset_dir`: its `dataset.json` if present, else built-in `name`.
+    """The descriptor of `dataset_dir`: its `dataset.json` if present, else registered `name`.
 
     Raises ValueError when neither is available.
     """

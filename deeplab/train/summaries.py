@@ -7,15 +7,17 @@ import time
 import numpy as np
 import tensorflow as tf
 
+from deeplab.data.descriptors import load_descriptor
 from deeplab.data.pipeline import make_dataset
 from deeplab.model.layers import resize_bilinear_align_corners
-from deeplab.vis.colormap import colorize
+from deeplab.vis.colormap import colorize, dataset_palette
 
 IMAGE_BATCH = 2
 
 
-def _colormap_for(dataset: str) -> str:
-    return dataset if dataset in ("cityscapes", "ade20k") else "pascal"
+def _colormap_for(data):
+    """The palette of the training data's descriptor (see `colormap.dataset_palette`)."""
+    return dataset_palette(load_descriptor(data.dataset_dir, data.dataset))
 
 
 class SummaryWriter:
@@ -53,7 +55,7 @@ class SummaryWriter:
         up = resize_bilinear_align_corners(logits, tf.shape(batch["image"])[1:3])
         prediction = tf.argmax(up, -1).numpy()
         label = batch["label"][..., 0].numpy()
-        name = _colormap_for(self.data.dataset)
+        name = _colormap_for(self.data)
         with self.writer.as_default(step=step):
             tf.summary.image("image", tf.cast(batch["image"], tf.uint8), max_outputs=IMAGE_BATCH)
             tf.summary.image("label", np.stack([colorize(x, name) for x in label]),

@@ -1,7 +1,6 @@
-"""Class names of the benchmark datasets, indexed by label value.
+"""Class names of the registered datasets, by colour-map or dataset name.
 
-The tuples live with the dataset descriptors (`deeplab.data.descriptors`, one place for the
-names); this module exposes them under the colour-map names for visualisation and reports:
+The names live with the dataset descriptors (`deeplab.data.builtin`, one place for them):
 
 - PASCAL VOC 2012: 21 names, "background" first.
 - Cityscapes: the 19 train-id classes, "road" first.
@@ -10,18 +9,15 @@ names); this module exposes them under the colour-map names for visualisation an
 
 from __future__ import annotations
 
-from deeplab.data.descriptors import ADE20K_CLASSES, CITYSCAPES_CLASSES, PASCAL_VOC_CLASSES
-from deeplab.vis.colormap import canonical_name
+from deeplab.data import descriptors
 
 __all__ = ["ADE20K_CLASSES", "CITYSCAPES_CLASSES", "PASCAL_VOC_CLASSES", "get_class_names"]
 
-_BY_COLORMAP = {
-    "pascal": PASCAL_VOC_CLASSES,
-    "cityscapes": CITYSCAPES_CLASSES,
-    "ade20k": ADE20K_CLASSES,
-}
+PASCAL_VOC_CLASSES = descriptors.get_descriptor("pascal_voc_seg").class_names
+CITYSCAPES_CLASSES = descriptors.get_descriptor("cityscapes").class_names
+ADE20K_CLASSES = descriptors.get_descriptor("ade20k").class_names
 
 
 def get_class_names(name: str) -> tuple[str, ...]:
     """Class names for a colour-map or dataset name ("pascal", "pascal_voc_seg", ...)."""
-    return _BY_COLORMAP[canonical_name(name)]
+    return descriptors.palette_owner(name).class_names

@@ -122,3 +122,34 @@ def test_class_names():
     assert class_names.get_class_names("pascal_voc_seg") is voc
     # One name per palette entry that a dataset uses.
     assert len(ade) == len(colormap.create_colormap("ade20k"))
+
+
+def test_a_newly_registered_dataset_palette_reaches_the_pictures(tmp_path):
+    """One registration (no other file touched): vis colours a dataset.json naming it."""
+    import types
+
+    from deeplab.data import descriptors
+    from deeplab.vis.visualizer import Visualizer
+
+    colors = ((10, 20, 30), (200, 100, 50), (0, 255, 0))
+    descriptors.register(descriptors.DatasetDescriptor("toy", 3, 255, {"val": 1}, "abc",
+                                                       colormap=colors))
+    try:
+        (tmp_path / "dataset.json").write_text('{"name": "toy", "num_classes": 3, '
+                                               '"ignore_label": 255}')
+        descriptor = descriptors.load_descriptor(str(tmp_path))
+        assert descriptor.class_names == ("a", "b", "c") and "toy" in descriptors.palette_names()
+        visualizer = Visualizer(str(tmp_path / "vis"), colormap.dataset_palette(descriptor))
+        prediction = np.array([[0, 1, 2], [2, 1, 0]])
+        item = types.SimpleNamespace(filename="x", image=np.zeros((2, 3, 3)), label=prediction,
+                                     prediction=prediction)
+        paths = visualizer.save(item)
+        from PIL import Image
+
+        np.testing.assert_array_equal(np.asarray(Image.open(paths[1])),
+                                      np.array(colors, np.uint8)[prediction])
+        np.testing.assert_array_equal(colormap.create_colormap("toy"), colors)  # by name
+        assert colormap.dataset_palette(descriptor, "cityscapes") == "cityscapes"  # the flag
+    finally:
+        descriptors.unregister("toy")
+    assert colormap.dataset_palette(descriptors.DatasetDescriptor("c", 2, 255, {})) == "pascal"
