@@ -27,7 +27,7 @@ from deeplab.data import descriptors
 
 GENERATOR_VERSION = 1
 IGNORE_LABEL = 255
-NUM_CLASSES = len(descriptors.SYNTHETIC_CLASSES)
+NUM_CLASSES = descriptors.get_descriptor("synthetic").num_classes
 DEFAULT_NUM_TRAIN = 320
 DEFAULT_NUM_VAL = 80
 DEFAULT_IMAGE_SIZE = (96, 96)
