@@ -11,6 +11,7 @@ Several machines: set TF_CONFIG on each (tf.distribute.MultiWorkerMirroredStrate
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 from absl import flags
@@ -65,7 +66,10 @@ flags.DEFINE_integer("hard_example_mining_step", _T.hard_example_mining_step,
                      "Steps to ramp in hard example mining.")
 flags.DEFINE_float("top_k_percent_pixels", _T.top_k_percent_pixels,
                    "Fraction of hardest pixels in the loss.")
-flags.DEFINE_multi_float("label_weights", None, "Per-class loss weights, repeated.")
+flags.DEFINE_multi_string("label_weights", None,
+                          "Per-class loss weights, repeated (one per class), or auto "
+                          "(alias median_frequency): from the split's pixel counts in "
+                          "dataset.json.")
 flags.DEFINE_string("tf_initial_checkpoint", None, "Checkpoint to start from (any format).")
 flags.DEFINE_boolean("initialize_last_layer", _T.initialize_last_layer,
                      "Also restore the last layers from tf_initial_checkpoint.")
@@ -96,7 +100,7 @@ define_resize_flags(FLAGS)
 
 def train_options() -> TrainOptions:
     f = FLAGS
-    names = [field for field in TrainOptions.__dataclass_fields__ if field in f]
+    names = [n for n in TrainOptions.__dataclass_fields__ if n in f and n != "label_weights"]
     return TrainOptions(**{name: f[name].value for name in names})
 
 
@@ -135,6 +139,10 @@ def main(argv):
     from deeplab.train.trainer import train
 
     data, descriptor = data_options(model_flag_values(FLAGS))
+    from deeplab.data.class_weights import resolve_label_weights
+
+    options = dataclasses.replace(options, label_weights=resolve_label_weights(
+        FLAGS.label_weights, descriptor, data.train_split))
     model_options = model_options_from_flags(
         FLAGS, descriptor.num_classes, crop_size=data.input.crop_size,
         sync_batch_norm=FLAGS.sync_batch_norm)

@@ -10,7 +10,14 @@ byte. Grayscale, palette, grayscale+alpha, RGBA, CMYK and other 8-bit images are
 to RGB (alpha dropped) and stored as PNG, with a log note. 16-bit and 32-bit images are
 rejected: their scaling to 8 bits is dataset-specific, convert them first.
 Labels must be single-channel class-index images (grayscale, or palette PNGs read by index,
-as VOC's SegmentationClass); colour labels are rejected.
+as VOC's SegmentationClass); 16-bit grayscale label PNGs are accepted when every value fits
+in 8 bits and rejected, naming the file, otherwise. Colour labels and JPEG labels are
+rejected (the list converter reads colour and 0/255 masks with --label_colormap and
+--binary_masks, see datasets/label_encoding.py).
+
+Every split also gets a per-label-value histogram (`SplitResult.histogram`) from which
+`update_descriptor` stores per-class pixel counts in dataset.json (for
+`train.py --label_weights=auto`).
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import numpy as np
 from absl import logging
 from PIL import Image
 
+from datasets import shard_files
 from deeplab.data import descriptors
 from deeplab.utils.progress import Progress
 
@@ -57,6 +65,8 @@ class EncodedPair:
     image_data: JPEG or PNG bytes (8-bit RGB, or grayscale JPEG); image_format: "jpeg"/"png";
     label_data: 8-bit grayscale PNG of class indices; height, width: pixels;
     notes: conversions applied, for the log.
+    class_pixels: int64 [256] pixels per label value (None: counted from label_data).
+    unknown_pixels: pixels of unknown colours that the label reader set to ignore.
     """
 
     filename: str
@@ -66,6 +76,8 @@ class EncodedPair:
     height: int
     width: int
     notes: tuple[str, ...] = ()
+    class_pixels: np.ndarray | None = None  # int64 [256] pixels per label value, if known
+    unknown_pixels: int = 0  # pixels the label reader could not map (set to ignore)
 
     def serialize(self) -> bytes:
         from deeplab.data import schema
@@ -137,16 +149,21 @@ def read_image(path: str) -> tuple[bytes, str, int, int, tuple[str, ...]]:
 def read_label_image(path: str) -> np.ndarray:
     """Reads a class-index label image as uint8 [H, W] (palette PNGs by index).
 
-    Raises InvalidPairError for undecodable files, colour labels and values above 255.
+    Raises InvalidPairError for undecodable files, JPEG and colour labels and values above
+    255 (16-bit labels whose values fit 8 bits are accepted).
     """
     image = _open_image(_read_bytes(path), path)
+    if image.format == "JPEG":
+        raise InvalidPairError(path, "JPEG label: lossy compression changes class values at "
+                               "edges; save labels as PNG")
     if image.mode in ("L", "P", "1"):
         return np.asarray(image, dtype=np.uint8)
     if image.mode.startswith("I"):
         values = np.asarray(image)
         if values.size and (values.min() < 0 or values.max() > 255):
-            raise InvalidPairError(path, f"label values {values.min()}..{values.max()} do "
-                                   "not fit 8 bits")
+            raise InvalidPairError(path, f"16-bit label with values {values.min()}.."
+                                   f"{values.max()}: they do not fit 8 bits (labels are "
+                                   "class indices 0..255)")
         return values.astype(np.uint8)
     raise InvalidPairError(path, f"label is a {image.mode} image; labels must be single-"
                            "channel class indices (grayscale or palette PNG)")
@@ -170,6 +187,7 @@ def make_pair(
     ignore_label: int,
     label_path: str | None = None,
     label_map: np.ndarray | None = None,
+    unknown_pixels: int = 0,
 ) -> EncodedPair:
     """Reads, checks and encodes one pair.
 
@@ -181,6 +199,7 @@ def make_pair(
       num_classes, ignore_label: the allowed label values.
       label_map: optional uint8 [256] lookup applied to the raw label values first
         (e.g. Cityscapes id -> train id).
+      unknown_pixels: pixels the label reader set to ignore (unknown mask colours).
     """
     if isinstance(label, str):
         label_path = label
@@ -193,8 +212,9 @@ def make_pair(
         raise InvalidPairError(label_path, f"label is {label.shape[0]}x{label.shape[1]} (HxW) "
                                f"but image {image_path} is {height}x{width}")
     check_label_values(label, num_classes, ignore_label, label_path)
-    return EncodedPair(filename, data, fmt, encode_png(label.astype(np.uint8)), height, width,
-                       notes)
+    label = label.astype(np.uint8)
+    return EncodedPair(filename, data, fmt, encode_png(label), height, width, notes,
+                       np.bincount(label.ravel(), minlength=256), unknown_pixels)
 
 
 def _ordered_map(executor, fn, items: Sequence, window: int) -> Iterator:
@@ -217,27 +237,60 @@ def _ordered_map(executor, fn, items: Sequence, window: int) -> Iterator:
         yield i, future.result()
 
 
-def _temporary_name(path: str) -> str:
-    """A name the glob `<split>-*` does not match."""
-    directory, base = os.path.split(path)
-    return os.path.join(directory, f".tmp-{os.getpid()}-{base}")
-
-
 @dataclasses.dataclass(frozen=True)
 class SplitResult:
+    """What write_split wrote.
+
+    histogram: per label value v (int64 [256] each): "pixels" (pixels of value v), "images"
+      (images holding v), "image_pixels" (all pixels of the images holding v).
+    unknown_pixels: pixels the label reader set to ignore (unknown mask colours).
+    """
+
     split: str
     written: int
     skipped: int
     shards: tuple[str, ...]
+    histogram: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    unknown_pixels: int = 0
 
 
-def _remove_stale_shards(output_dir: str, split: str, keep: Sequence[str]) -> None:
-    prefix = split + "-"
-    for name in os.listdir(output_dir):
-        path = os.path.join(output_dir, name)
-        is_shard = name.startswith(prefix) and name.endswith(".tfrecord") and "-of-" in name
-        if is_shard and path not in keep and name[len(prefix):][:1].isdigit():
-            os.remove(path)
+def _label_counts(pair: EncodedPair) -> np.ndarray:
+    if pair.class_pixels is not None:
+        return np.asarray(pair.class_pixels, np.int64)
+    label = np.asarray(Image.open(io.BytesIO(pair.label_data)))
+    return np.bincount(label.ravel(), minlength=256)
+
+
+class _Histogram:
+    """Sums of per-image label-value counts (see SplitResult.histogram)."""
+
+    def __init__(self):
+        self.values = {key: np.zeros(256, np.int64) for key in descriptors.STAT_KEYS}
+
+    def add(self, counts: np.ndarray) -> None:
+        present = counts > 0
+        self.values["pixels"] += counts
+        self.values["images"] += present
+        self.values["image_pixels"] += present * counts.sum()
+
+
+def check_output_options(output_dir: str, num_shards: int) -> None:
+    """ConversionError naming the flag when --output_dir or --num_shards cannot work."""
+    if num_shards < 1:
+        raise ConversionError(f"--num_shards: must be at least 1, got {num_shards}")
+    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+        raise ConversionError(f"--output_dir: {output_dir} is a file, not a directory: "
+                              "name a directory (it is created if missing)")
+
+
+def check_label_options(num_classes: int, ignore_label: int) -> None:
+    """ConversionError naming the flag when labels cannot be 8-bit class indices."""
+    if not 1 <= num_classes <= 256:
+        raise ConversionError(f"--num_classes: must be in 1..256 (labels are 8-bit), got "
+                              f"{num_classes}")
+    if not 0 <= ignore_label <= 255:
+        raise ConversionError(f"--ignore_label: must be in 0..255 (labels are 8-bit), got "
+                              f"{ignore_label}")
 
 
 def write_split(
@@ -253,28 +306,31 @@ def write_split(
     """Writes `<split>-%05d-of-%05d.tfrecord` shards of load(item) for every item.
 
     Items go to shards contiguously in the given order (shard i gets items
-    [i * ceil(n / shards), (i + 1) * ceil(n / shards))), so the output is deterministic.
-    Loading runs on `num_workers` threads. Shards are written under temporary names and
-    renamed only when the whole split succeeded, then older shards of the split with
-    another shard count are removed. An invalid pair raises its InvalidPairError (nothing
-    is left behind) unless skip_invalid, which logs and skips it.
+    [i * ceil(n / shards), (i + 1) * ceil(n / shards))), so the output is deterministic;
+    when that would leave shards empty (6 items, 4 shards) fewer shards are written
+    (3 of 2 items). Loading runs on `num_workers` threads. Shards are written under
+    temporary names and the split is replaced as a whole when all are complete (see
+    `shard_files`); an interrupted replacement or temporaries of dead runs in output_dir
+    are dealt with first. An invalid pair raises its InvalidPairError (nothing is left
+    behind) unless skip_invalid, which logs and skips it.
     """
     import tensorflow as tf
 
     from deeplab.data import schema
 
+    check_output_options(output_dir, num_shards)
     if not items:
         raise ConversionError(f"split {split!r} has no examples")
-    if num_shards < 1:
-        raise ValueError(f"num_shards must be >= 1, got {num_shards}")
     os.makedirs(output_dir, exist_ok=True)
-    num_shards = min(num_shards, len(items))
-    per_shard = math.ceil(len(items) / num_shards)
+    shard_files.recover(output_dir)
+    per_shard = math.ceil(len(items) / min(num_shards, len(items)))
+    num_shards = math.ceil(len(items) / per_shard)  # no empty shard
     finals = [os.path.join(output_dir, schema.shard_name(split, i, num_shards))
               for i in range(num_shards)]
-    temps = [_temporary_name(path) for path in finals]
+    temps = [shard_files.temporary_name(path) for path in finals]
     workers = num_workers or os.cpu_count() or 1
-    written = skipped = 0
+    written = skipped = unknown = 0
+    histogram = _Histogram()
     try:
         with concurrent.futures.ThreadPoolExecutor(workers) as executor, \
                 Progress(len(items), split, interval=None if progress else 1e9) as bar:
@@ -295,6 +351,8 @@ def write_split(
                 for note in result.notes:
                     logging.info("%s", note)
                 writer.write(result.serialize())
+                histogram.add(_label_counts(result))
+                unknown += result.unknown_pixels
                 written += 1
             writer.close()
     except BaseException:
@@ -307,31 +365,61 @@ def write_split(
             if os.path.exists(path):
                 os.remove(path)
         raise ConversionError(f"split {split!r}: every one of {len(items)} pairs was invalid")
-    for temp, final in zip(temps, finals, strict=True):
-        os.replace(temp, final)
-    _remove_stale_shards(output_dir, split, finals)
-    return SplitResult(split, written, skipped, tuple(finals))
+    shard_files.replace_split(output_dir, split, temps, finals)
+    if unknown:
+        logging.warning("split %r: %d pixels of unknown mask colours set to the ignore label",
+                        split, unknown)
+    return SplitResult(split, written, skipped, tuple(finals), histogram.values, unknown)
+
+
+def class_statistics(histogram: dict[str, np.ndarray], num_classes: int,
+                     ignore_label: int) -> dict:
+    """dataset.json's per-class statistics of a split from SplitResult.histogram.
+
+    Returns {"pixels", "images", "image_pixels": [num_classes] ints, "ignore_pixels": int};
+    the ignore label counts as no class (its entries are 0 when it lies inside the range).
+    """
+    stats = {}
+    for key in descriptors.STAT_KEYS:
+        values = np.asarray(histogram[key], np.int64)[:num_classes].copy()
+        if ignore_label < num_classes:
+            values[ignore_label] = 0
+        stats[key] = values.tolist()
+    stats["ignore_pixels"] = int(histogram["pixels"][ignore_label])
+    return stats
 
 
 def update_descriptor(
-    output_dir: str, base: descriptors.DatasetDescriptor, counts: dict[str, int]
+    output_dir: str, base: descriptors.DatasetDescriptor, counts: dict[str, int],
+    results: Sequence[SplitResult] = (),
 ) -> descriptors.DatasetDescriptor:
     """Writes `output_dir/dataset.json`: `base` with these split counts merged into the file's.
 
-    Raises ConversionError if the directory already describes a different dataset
-    (another class count or ignore label).
+    `results` (the written splits) add their per-class statistics and unknown-colour
+    pixel counts. Raises ConversionError if the directory already describes a different
+    dataset (another class count or ignore label).
     """
     path = os.path.join(output_dir, descriptors.DESCRIPTOR_FILE)
-    splits = {}
+    splits, stats = {}, {}
     if os.path.isfile(path):
         old = descriptors.read_descriptor_file(path)
+        stats.update(old.class_statistics)
         if (old.num_classes, old.ignore_label) != (base.num_classes, base.ignore_label):
             raise ConversionError(
                 f"{path} describes {old.num_classes} classes / ignore {old.ignore_label}, "
                 f"not {base.num_classes} / {base.ignore_label}: use another --output_dir")
         splits.update(old.splits)
     splits.update(counts)
-    merged = dataclasses.replace(base, splits=splits)
+    encoding = dict(base.label_encoding)
+    for result in results:
+        if result.histogram:
+            stats[result.split] = class_statistics(result.histogram, base.num_classes,
+                                                   base.ignore_label)
+        if "label_colormap" in encoding:
+            encoding.setdefault("unknown_color_pixels", {})[result.split] = \
+                result.unknown_pixels
+    merged = dataclasses.replace(base, splits=splits, class_statistics=stats,
+                                 label_encoding=encoding)
     descriptors.write_descriptor(output_dir, merged)
     return merged
 
@@ -340,7 +428,7 @@ def read_split_file(path: str) -> list[str]:
     """Non-empty, stripped lines of a split/list file; errors if missing or empty."""
     if not os.path.isfile(path):
         raise ConversionError(f"{path}: split file not found")
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8-sig") as f:  # a byte-order mark is not part of a name
         lines = [line.strip() for line in f]
     lines = [line for line in lines if line and not line.startswith("#")]
     if not lines:
@@ -374,18 +462,21 @@ def write_splits(
 ) -> dict[str, SplitResult]:
     """`write_split` for each (split, items) of `plans`, in order, then `update_descriptor`
     with their counts. A lazy `plans` lists a split's items only when its turn comes."""
+    check_output_options(output_dir, num_shards)
     results = {split: write_split(output_dir, split, items, load, num_shards, num_workers,
                                   skip_invalid) for split, items in plans}
-    update_descriptor(output_dir, descriptor, {s: r.written for s, r in results.items()})
+    update_descriptor(output_dir, descriptor, {s: r.written for s, r in results.items()},
+                      tuple(results.values()))
     return results
 
 
 def run_main(convert: Callable[[], object]) -> None:
-    """Runs a converter body, turning ConversionError into a one-line message and exit 1."""
+    """Runs a converter body; a ConversionError (or another user error: a ValueError or an
+    OSError such as a full disk) becomes one line `error: ...` and exit status 2."""
     import sys
 
     try:
         convert()
-    except ConversionError as err:
+    except (ConversionError, ValueError, OSError) as err:
         sys.stderr.write(f"error: {err}\n")
-        sys.exit(1)
+        sys.exit(2)

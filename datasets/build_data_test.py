@@ -198,3 +198,88 @@ def test_update_descriptor_merges_splits_and_refuses_other_dataset(tmp_path):
     other = descriptors.DatasetDescriptor("other", 4, 255, {})
     with pytest.raises(build_data.ConversionError, match="describes 3 classes"):
         build_data.update_descriptor(str(tmp_path), other, {"train": 1})
+
+
+def test_split_that_leaves_the_last_shard_empty(tmp_path):
+    out = str(tmp_path / "out")
+    result = build_data.write_split(out, "trainval", _items(tmp_path, 6), _load, 4)
+    assert result.written == 6
+    assert _shard_files(out) == [schema.shard_name("trainval", i, 3) for i in range(3)]
+    assert sorted(tu.read_back(out, "trainval")) == [f"im{i}" for i in range(6)]
+
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+def test_interrupted_replacement_is_finished_by_the_next_run(tmp_path, monkeypatch):
+    from datasets import shard_files
+
+    out = str(tmp_path / "out")
+    build_data.write_split(out, "train", _items(tmp_path, 4), _load, 2)
+    real_replace, renamed = os.replace, []
+
+    def dies_after_one_shard(src, dst):
+        if os.path.basename(src).startswith(".tmp-") and renamed:
+            raise KeyboardInterrupt  # the process is killed here
+        renamed.extend([dst] if os.path.basename(src).startswith(".tmp-") else [])
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", dies_after_one_shard)
+    with pytest.raises(KeyboardInterrupt):
+        build_data.write_split(out, "train", _items(tmp_path, 4), _load, 4)
+    monkeypatch.setattr(os, "replace", real_replace)
+    from deeplab.data import pipeline
+
+    with pytest.raises(ValueError, match=r"shards of 2 conversions \(-of-00002 and -of-00004"):
+        pipeline.list_shards(out, "train")  # the reader never reads both sets
+    # A temporary shard of another dead run, and the next conversion (of any split).
+    (tmp_path / "out" / f".tmp-{_dead_pid()}-val-00000-of-00001.tfrecord").write_bytes(b"x")
+    alive = shard_files._alive  # this process plays the dead converter of the journal
+    monkeypatch.setattr(shard_files, "_alive", lambda pid: pid != os.getpid() and alive(pid))
+    build_data.write_split(out, "val", _items(tmp_path, 1), _load, 1)
+    assert sorted(os.listdir(out)) == [schema.shard_name("train", i, 4) for i in range(4)] + [
+        "val-00000-of-00001.tfrecord"]
+    assert sorted(tu.read_back(out, "train")) == [f"im{i}" for i in range(4)]
+
+
+def test_output_options_are_checked(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(build_data.ConversionError, match=r"--output_dir: .*file is a file"):
+        build_data.write_split(str(tmp_path / "file"), "train", _items(tmp_path, 1), _load, 1)
+    with pytest.raises(build_data.ConversionError, match="--num_shards: must be at least 1"):
+        build_data.write_split(str(tmp_path / "o"), "train", _items(tmp_path, 1), _load, 0)
+
+
+def test_split_file_with_byte_order_mark(tmp_path):
+    (tmp_path / "val.txt").write_bytes("\ufeff2007_000032\n2007_000039\n".encode())
+    assert build_data.read_split_file(str(tmp_path / "val.txt")) == ["2007_000032",
+                                                                     "2007_000039"]
+
+
+def test_16bit_labels_accepted_when_values_fit_8_bits(tmp_path):
+    image_path, _ = _pair(tmp_path)
+    small = np.random.default_rng(8).integers(0, 3, (6, 8)).astype(np.uint16)
+    small[0, 0] = 255
+    Image.fromarray(small).save(tmp_path / "lbl" / "small16.png")
+    assert Image.open(tmp_path / "lbl" / "small16.png").mode.startswith("I")
+    pair = build_data.make_pair("a", image_path, str(tmp_path / "lbl" / "small16.png"), 3, 255)
+    np.testing.assert_array_equal(np.asarray(Image.open(__import__("io").BytesIO(
+        pair.label_data))), small)
+    small[1, 1] = 300
+    Image.fromarray(small).save(tmp_path / "lbl" / "big16.png")
+    with pytest.raises(build_data.InvalidPairError,
+                       match=r"big16.png: 16-bit label with values 0..300: they do not fit"):
+        build_data.make_pair("a", image_path, str(tmp_path / "lbl" / "big16.png"), 3, 255)
+
+
+def test_jpeg_label_rejected(tmp_path):
+    image_path, _ = _pair(tmp_path)
+    label = tu.save(np.zeros((6, 8), np.uint8), str(tmp_path / "lbl" / "j.jpg"))
+    with pytest.raises(build_data.InvalidPairError, match=r"j.jpg: JPEG label"):
+        build_data.make_pair("a", image_path, label, 3, 255)

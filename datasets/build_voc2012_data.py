@@ -121,6 +121,7 @@ def convert_voc(
     skip_invalid: bool = False,
 ) -> dict[str, build_data.SplitResult]:
     """Writes the VOC splits (and train_aug with sbd_root); returns results by split."""
+    build_data.check_output_options(output_dir, num_shards)
     voc_dir = find_voc_dir(voc_root)
     plans = {split: voc_split_items(voc_dir, split) for split in splits}
     if sbd_root:

@@ -34,6 +34,25 @@ def test_bad_input_is_one_line_without_traceback(tmp_path):
     failed = _run("datasets.build_data_from_list", f"--data_root={tmp_path}",
                   f"--data_lst={tmp_path}/none.txt", "--split_name=train", "--num_classes=3",
                   f"--output_dir={tmp_path}/o")
-    assert failed.returncode == 1
+    assert failed.returncode == 2
     assert failed.stderr.strip().endswith(f"error: {tmp_path}/none.txt: split file not found")
+    assert "Traceback" not in failed.stderr
+
+
+@pytest.mark.parametrize("flag,message", [
+    ("--num_shards=0", "error: --num_shards: must be at least 1, got 0"),
+    ("--num_classes=0", "error: --num_classes: must be in 1..256 (labels are 8-bit), got 0"),
+    ("--ignore_label=300", "error: --ignore_label: must be in 0..255 (labels are 8-bit), got 300"),
+    ("--output_dir={tmp}/a_file", "error: --output_dir: {tmp}/a_file is a file, not a directory"),
+])
+def test_bad_converter_flags_are_one_line_and_status_2(tmp_path, flag, message):
+    (tmp_path / "a_file").write_text("x")
+    (tmp_path / "l.txt").write_text("a.png b.png\n")
+    args = {"--num_classes": "3", "--output_dir": f"{tmp_path}/o", "--split_name": "train"}
+    name = flag.split("=")[0]
+    args[name] = flag.split("=", 1)[1].format(tmp=tmp_path)
+    failed = _run("datasets.build_data_from_list", f"--data_root={tmp_path}",
+                  f"--data_lst={tmp_path}/l.txt", *(f"{k}={v}" for k, v in args.items()))
+    assert failed.returncode == 2, failed.stderr
+    assert failed.stderr.strip().splitlines()[-1].startswith(message.format(tmp=tmp_path))
     assert "Traceback" not in failed.stderr

@@ -76,7 +76,7 @@ def main(argv):
                            allow_unmatched=f.allow_unmatched)
     except ConversionError as err:
         sys.stderr.write(f"error: {err}\n")
-        sys.exit(1)
+        sys.exit(2)
     print(f"wrote {count} pairs to {f.output_file}")
 
 

@@ -148,16 +148,19 @@ def write_synthetic_dataset(
     progress: bool = False,
 ) -> descriptors.DatasetDescriptor:
     """Writes train/val shards, `dataset.json` and `synthetic.json`; returns the descriptor."""
-    counts = {}
+    counts, stats = {}, {}
+    registered = descriptors.get_descriptor("synthetic")
     for split, count in (("train", num_train), ("val", num_val)):
         load = functools.partial(_load, split=split, image_size=tuple(image_size), seed=seed)
         result = build_data.write_split(output_dir, split, range(count), load, num_shards,
                                         progress=progress)
         counts[split] = result.written
-    descriptor = dataclasses.replace(descriptors.get_descriptor("synthetic"), splits=counts)
+        stats[split] = build_data.class_statistics(result.histogram, registered.num_classes,
+                                                   registered.ignore_label)
+    descriptor = dataclasses.replace(registered, splits=counts, class_statistics=stats)
     descriptors.write_descriptor(output_dir, descriptor)
-    with open(os.path.join(output_dir, PARAMS_FILE), "w", encoding="utf-8") as f:
-        json.dump(_params(num_train, num_val, image_size, seed), f)
+    descriptors.write_json_atomic(os.path.join(output_dir, PARAMS_FILE),
+                                  _params(num_train, num_val, image_size, seed))
     return descriptor
 
 

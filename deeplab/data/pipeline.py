@@ -13,7 +13,7 @@ import random
 
 import tensorflow as tf
 
-from deeplab.data import augment, schema
+from deeplab.data import augment, schema, shards
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,13 +66,28 @@ class InputOptions:
 
 
 def list_shards(dataset_dir: str, split: str) -> list[str]:
-    """Sorted shard paths of `split`; ValueError naming the glob pattern when none exist."""
+    """Sorted shard paths of `split`; ValueError naming the glob pattern when none exist or
+    when shards of two conversions (two shard counts) lie side by side."""
     pattern = os.path.join(dataset_dir, schema.shard_pattern(split))
     files = sorted(f for f in tf.io.gfile.glob(pattern) if not f.endswith(".tmp"))
     if not files:
         raise ValueError(f"no TFRecord shards match {pattern!r}: convert the dataset first "
                          f"(see datasets/) or check --dataset_dir and the split name")
+    shards.check_one_shard_count(files)
     return files
+
+
+def split_size(dataset_dir: str, split: str, descriptor=None) -> int | None:
+    """Examples in the split: the records present in its shards (counted cheaply), else the
+    descriptor's count, else None. For progress bars: a descriptor's nominal size (VOC val
+    1449) is wrong for a dataset_dir holding only some of the records."""
+    try:
+        counted = shards.count_split_records(list_shards(dataset_dir, split))
+    except ValueError:
+        counted = None
+    if counted is not None:
+        return counted
+    return descriptor.splits.get(split) if descriptor is not None else None
 
 
 def _shard_for_workers(files, input_context):

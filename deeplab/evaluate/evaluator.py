@@ -99,10 +99,8 @@ class Prediction:
 
 
 def split_size(dataset_dir: str, split: str, descriptor: DatasetDescriptor | None) -> int | None:
-    """Number of examples of the split, from the descriptor (None when it does not say)."""
-    if descriptor is None:
-        return None
-    return descriptor.splits.get(split)
+    """Number of examples of the split: records present, else the descriptor's (or None)."""
+    return pipeline.split_size(dataset_dir, split, descriptor)
 
 
 def _split_where(dataset_dir: str, split: str) -> str:
