@@ -29,7 +29,7 @@ def _model_options(normalization="batch"):
 
     return ModelOptions(model_variant="mobilenet_v2", depth_multiplier=0.5, num_classes=6,
                         decoder_output_stride=4, aspp_convs_filters=16, decoder_filters=16,
-                        sync_batch_norm=normalization == "batch", normalization=normalization)
+                        normalization=normalization)
 
 
 def _trainer(strategy, logdir, data_dir, steps=STEPS, normalization="batch"):
@@ -43,7 +43,8 @@ def _trainer(strategy, logdir, data_dir, steps=STEPS, normalization="batch"):
     data = DataOptions("synthetic", data_dir, "train", 6, 255, InputOptions(crop_size=(33, 33)))
     options = TrainOptions(train_logdir=logdir, training_number_of_steps=steps,
                            train_batch_size=GLOBAL_BATCH, base_learning_rate=0.05, seed=3,
-                           log_steps=1, num_clones=strategy.num_replicas_in_sync)
+                           log_steps=1, num_clones=strategy.num_replicas_in_sync,
+                           sync_batch_norm=normalization == "batch")
     trainer = Trainer(_model_options(normalization), options, data, strategy)
     for layer in trainer.model._flatten_layers(include_self=False):
         if isinstance(layer, keras.layers.Dropout):

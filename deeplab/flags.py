@@ -9,21 +9,19 @@ and syntax follow the original (`../shared/reference-flags.md`): multi flags rep
 
 from __future__ import annotations
 
+import dataclasses
+import json
+
 from absl import flags
 
-from deeplab.model.options import MODEL_VARIANTS, ModelOptions
+from deeplab.model.backbones import MODEL_VARIANTS
+from deeplab.model.options import ModelOptions
 
 _D = ModelOptions()
 
 # Original flags this implementation does not support: accepted at their defaults only.
 UNSUPPORTED_DEFAULTS = {
-    "dense_prediction_cell_json": "",
     "use_bounded_activation": False,
-    "aspp_with_concat_projection": True,
-    "aspp_with_squeeze_and_excitation": False,
-    "decoder_use_sum_merge": False,
-    "decoder_output_is_logits": False,
-    "image_se_uses_qsigmoid": False,
     "prediction_with_upsampled_logits": True,
     "quantize_delay_step": -1,
 }
@@ -47,7 +45,7 @@ def define_model_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
                       flag_values=fv)
     flags.DEFINE_multi_integer("multi_grid", None, "ResNet block4 unit rates, e.g. 1,2,4.",
                                flag_values=fv)
-    flags.DEFINE_float("depth_multiplier", _D.depth_multiplier, "MobileNetV2 width multiplier.",
+    flags.DEFINE_float("depth_multiplier", _D.depth_multiplier, "MobileNet width multiplier.",
                        flag_values=fv)
     flags.DEFINE_boolean("add_image_level_feature", _D.add_image_level_feature,
                          "ASPP image pooling branch.", flag_values=fv)
@@ -59,8 +57,27 @@ def define_model_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
                          "ASPP with batch norm; false skips ASPP.", flag_values=fv)
     flags.DEFINE_boolean("aspp_with_separable_conv", _D.aspp_with_separable_conv,
                          "Separable ASPP convolutions.", flag_values=fv)
+    flags.DEFINE_boolean("aspp_with_concat_projection", _D.aspp_with_concat_projection,
+                         "Project the concatenated ASPP branches with a 1x1 conv.",
+                         flag_values=fv)
+    flags.DEFINE_boolean("aspp_with_squeeze_and_excitation",
+                         _D.aspp_with_squeeze_and_excitation,
+                         "Image pooling gates the ASPP output (MobileNetV3's head).",
+                         flag_values=fv)
+    flags.DEFINE_boolean("image_se_uses_qsigmoid", _D.image_se_uses_qsigmoid,
+                         "That gate is a hard (q-)sigmoid.", flag_values=fv)
+    flags.DEFINE_string("dense_prediction_cell_json", "",
+                        "Dense Prediction Cell JSON (a path, or the packaged "
+                        "dense_prediction_cell_branch5_top1_cityscapes.json) replacing ASPP.",
+                        flag_values=fv)
     flags.DEFINE_boolean("decoder_use_separable_conv", _D.decoder_use_separable_conv,
                          "Separable decoder convolutions.", flag_values=fv)
+    flags.DEFINE_boolean("decoder_use_sum_merge", _D.decoder_use_sum_merge,
+                         "Decoder sums its two inputs instead of concatenating them.",
+                         flag_values=fv)
+    flags.DEFINE_boolean("decoder_output_is_logits", _D.decoder_output_is_logits,
+                         "The decoder output is the logits (needs --decoder_filters = classes).",
+                         flag_values=fv)
     flags.DEFINE_integer("logits_kernel_size", _D.logits_kernel_size, "Logits kernel size.",
                          flag_values=fv)
     flags.DEFINE_integer("aspp_convs_filters", _D.aspp_convs_filters, "ASPP channels.",
@@ -80,8 +97,24 @@ def define_model_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
         definer(name, default, "Original flag; only its default is supported.", flag_values=fv)
 
 
-def _given(fv, name: str) -> bool:
-    return fv[name].present > 0
+# ModelOptions fields set by a flag of another name.
+_FIELD_FLAGS = {"dense_prediction_cell_config": "dense_prediction_cell_json"}
+
+
+def _given(fv, field: str) -> bool:
+    return fv[_FIELD_FLAGS.get(field, field)].present > 0
+
+
+def _dense_prediction_cell(path: str):
+    """The DPC config of --dense_prediction_cell_json (a list of branch dicts), or None."""
+    if not path:
+        return None
+    from deeplab.model.dense_prediction_cell import load_config
+
+    try:
+        return [dataclasses.asdict(branch) for branch in load_config(path)]
+    except ValueError as exc:
+        raise flags.ValidationError(f"--dense_prediction_cell_json: {exc}") from None
 
 
 def model_flag_values(fv: flags.FlagValues) -> dict:
@@ -102,7 +135,13 @@ def model_flag_values(fv: flags.FlagValues) -> dict:
         "image_pooling_stride": _list_or_none(fv.image_pooling_stride),
         "aspp_with_batch_norm": fv.aspp_with_batch_norm,
         "aspp_with_separable_conv": fv.aspp_with_separable_conv,
+        "aspp_with_concat_projection": fv.aspp_with_concat_projection,
+        "aspp_with_squeeze_and_excitation": fv.aspp_with_squeeze_and_excitation,
+        "image_se_uses_qsigmoid": fv.image_se_uses_qsigmoid,
+        "dense_prediction_cell_config": _dense_prediction_cell(fv.dense_prediction_cell_json),
         "decoder_use_separable_conv": fv.decoder_use_separable_conv,
+        "decoder_use_sum_merge": fv.decoder_use_sum_merge,
+        "decoder_output_is_logits": fv.decoder_output_is_logits,
         "logits_kernel_size": fv.logits_kernel_size,
         "aspp_convs_filters": fv.aspp_convs_filters,
         "decoder_filters": fv.decoder_filters,
@@ -136,10 +175,10 @@ def model_options_from_flags(fv: flags.FlagValues, num_classes: int,
 
 def overridden_fields(fv: flags.FlagValues, saved: ModelOptions) -> dict:
     """{field: (saved, given)} for model flags given on the command line that differ."""
-    given = model_flag_values(fv)
+    given = {k: json.loads(json.dumps(v)) for k, v in model_flag_values(fv).items()
+             if _given(fv, k)}
     saved_values = saved.to_dict()
-    return {k: (saved_values[k], v) for k, v in given.items()
-            if _given(fv, k) and saved_values.get(k) != (list(v) if isinstance(v, tuple) else v)}
+    return {k: (saved_values[k], v) for k, v in given.items() if saved_values[k] != v}
 
 
 def define_resize_flags(fv: flags.FlagValues = flags.FLAGS) -> None:

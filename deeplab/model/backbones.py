@@ -1,40 +1,44 @@
-"""Backbone registry: model_variant -> feature extractor.
+"""Backbone registry: model_variant -> BackboneSpec (see `backbone_spec` for the contract).
 
-Every backbone module exposes `build(images, options) -> (features, low_level)` where
-`images` is the preprocessed [B, H, W, 3] float tensor, `features` the deepest feature map
-at `options.output_stride` and `low_level` the stride-4 map the DeepLabv3+ decoder projects
-(None where the original defines none). Layers are named by `layers.keras_name` of the
-original TF1 scope, so checkpoints of the model zoo map by name.
+Adding a backbone is one new module defining a `BackboneSpec` plus one entry in `_SPECS`.
+Everything else (the `--model_variant` choices, preprocessing, the padding pixel, BatchNorm
+defaults, which decoder strides exist) is read from here.
 """
 
 from __future__ import annotations
 
-from deeplab.model import mobilenet_v2, resnet, xception
-from deeplab.model.layers import Preprocess
-from deeplab.model.options import ModelOptions
+from deeplab.model import mobilenet_edgetpu, mobilenet_v2, mobilenet_v3, resnet, xception
+from deeplab.model.backbone_spec import BackboneSpec
+
+_SPECS = (
+    xception.SPEC,
+    resnet.SPEC,
+    mobilenet_v2.SPEC,
+    mobilenet_v3.SPEC,
+    mobilenet_edgetpu.SPEC,
+)
+
+_BY_VARIANT = {variant: spec for spec in _SPECS for variant in spec.variants}
+MODEL_VARIANTS = tuple(_BY_VARIANT)
 
 
-def build_backbone(images, options: ModelOptions):
-    """Returns (features, low_level) for `options.model_variant`; see the module docstring."""
-    if options.is_xception:
-        return xception.build(images, options)
-    if options.is_resnet:
-        return resnet.build(images, options)
-    if options.is_mobilenet:
-        return mobilenet_v2.build(images, options)
-    raise ValueError(f"no backbone for model_variant={options.model_variant!r}")
+def get_backbone(model_variant: str) -> BackboneSpec:
+    """The spec building `model_variant`; ValueError naming the known variants otherwise."""
+    try:
+        return _BY_VARIANT[model_variant]
+    except KeyError:
+        raise ValueError(f"model_variant={model_variant!r} is not one of "
+                         f"{', '.join(MODEL_VARIANTS)}") from None
 
 
 def preprocessing_mode(model_variant: str) -> str:
-    """'subtract_mean' for plain resnet_v1_* (ImageNet mean RGB), else 'unit_range'."""
-    if model_variant.startswith("resnet_v1") and not model_variant.endswith("_beta"):
-        return "subtract_mean"
-    return "unit_range"
+    """'subtract_mean' (plain resnet_v1: ImageNet mean RGB) or 'unit_range' (x * 2/255 - 1)."""
+    return get_backbone(model_variant).preprocessing(model_variant)
 
 
 def mean_pixel(model_variant: str | None) -> tuple[float, float, float]:
     """RGB value (0..255) that the variant's preprocessing maps to zero: what images are
-    padded with (the ImageNet mean for plain resnet_v1, else 127.5)."""
-    if model_variant and preprocessing_mode(model_variant) == "subtract_mean":
-        return Preprocess.MEAN_RGB
-    return (127.5, 127.5, 127.5)
+    padded with (127.5 when the variant is unknown)."""
+    if not model_variant or model_variant not in _BY_VARIANT:
+        return (127.5, 127.5, 127.5)
+    return get_backbone(model_variant).mean_pixel(model_variant)

@@ -14,7 +14,12 @@ import dataclasses
 import keras
 import tensorflow as tf
 
+from deeplab.model.backbone_spec import MEAN_RGB, SUBTRACT_MEAN, UNIT_RANGE
 from deeplab.model.conv import Conv2D, DepthwiseConv2D, fold_batch_norm
+
+# TF1's fused BatchNorm kernel, which every BatchNorm of the original runs, raises a smaller
+# epsilon to this value; the original therefore computes with it wherever 1e-5 is asked for.
+FUSED_MIN_EPSILON = 1.001e-5
 
 
 def keras_name(scope: str) -> str:
@@ -58,8 +63,8 @@ def norm_layer(spec: NormSpec, scope: str, channels: int) -> keras.layers.Layer:
             name=keras_name(f"{scope}/GroupNorm"))
     from deeplab.model.sync_batch_norm import BatchNormalization
 
-    return BatchNormalization(epsilon=spec.epsilon, momentum=spec.decay, synchronized=spec.sync,
-                              name=keras_name(f"{scope}/BatchNorm"))
+    return BatchNormalization(epsilon=max(spec.epsilon, FUSED_MIN_EPSILON), momentum=spec.decay,
+                              synchronized=spec.sync, name=keras_name(f"{scope}/BatchNorm"))
 
 
 def fixed_padding(x, kernel_size: int, rate: int = 1, name: str | None = None):
@@ -86,10 +91,12 @@ def _normalise(x, conv, norm: NormSpec | None, scope: str, channels: int):
     return x
 
 
-def _activate(x, activation: str | None, scope: str):
+def _activate(x, activation, scope: str):
+    """`activation` (a Keras activation name or a function, named by its __name__) or x."""
     if activation is None:
         return x
-    return keras.layers.Activation(activation, name=keras_name(f"{scope}/{activation}"))(x)
+    label = activation if isinstance(activation, str) else activation.__name__
+    return keras.layers.Activation(activation, name=keras_name(f"{scope}/{label}"))(x)
 
 
 def conv_norm_act(x, filters: int, kernel_size: int, scope: str, norm: NormSpec | None,
@@ -188,17 +195,17 @@ class Preprocess(keras.layers.Layer):
     mode "subtract_mean": x - mean RGB [123.15, 115.90, 103.06] (plain resnet_v1).
     """
 
-    MEAN_RGB = (123.15, 115.90, 103.06)
+    MEAN_RGB = MEAN_RGB
 
     def __init__(self, mode: str, **kwargs):
         super().__init__(dtype="float32", **kwargs)
-        if mode not in ("unit_range", "subtract_mean"):
+        if mode not in (UNIT_RANGE, SUBTRACT_MEAN):
             raise ValueError(f"unknown preprocessing mode {mode!r}")
         self.mode = mode
 
     def call(self, x):
         x = tf.cast(x, tf.float32)
-        if self.mode == "unit_range":
+        if self.mode == UNIT_RANGE:
             return (2.0 / 255.0) * x - 1.0
         return x - tf.constant(self.MEAN_RGB, tf.float32)
 

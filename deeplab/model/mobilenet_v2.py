@@ -23,8 +23,8 @@ import dataclasses
 
 import keras
 
+from deeplab.model.backbone_spec import OUTPUT, AtrousSchedule, BackboneSpec
 from deeplab.model.layers import NormSpec, conv_norm_act, depthwise_norm_act, keras_name
-from deeplab.model.options import ModelOptions
 
 SCOPE = "MobilenetV2"
 ACTIVATION = "relu6"
@@ -56,10 +56,10 @@ BLOCKS = (
     Block(320),
 )
 
-# The original's end point feeding the decoder at stride 4: layer_4 is the 4th op of the
+# The original's end points feeding the decoder, by stride: layer_4 is the 4th op of the
 # spec (one-based: Conv, expanded_conv, expanded_conv_1, expanded_conv_2), i.e. the
 # depthwise output (after BN and ReLU6) of `expanded_conv_2`.
-DECODER_END_POINT = "layer_4/depthwise_output"
+DECODER_END_POINTS = {4: "layer_4/depthwise_output"}
 
 
 def make_divisible(value: float, divisor: int, min_value: int | None = None) -> int:
@@ -85,23 +85,6 @@ def block_scope(index: int) -> str:
     return f"{SCOPE}/expanded_conv" + (f"_{index}" if index else "")
 
 
-class _AtrousSchedule:
-    """The original's output-stride bookkeeping: `step(stride)` -> (layer stride, rate)."""
-
-    def __init__(self, output_stride: int):
-        self.output_stride = output_stride
-        self.current_stride = 1
-        self.rate = 1
-
-    def step(self, stride: int) -> tuple[int, int]:
-        if self.current_stride == self.output_stride:
-            layer_rate = self.rate
-            self.rate *= stride
-            return 1, layer_rate
-        self.current_stride *= stride
-        return stride, 1
-
-
 def _expanded_conv(x, block: Block, depth: int, scope: str, norm: NormSpec, stride: int,
                    rate: int):
     """One inverted residual: [B, H, W, C] -> (output [B, H/stride, W/stride, depth],
@@ -120,19 +103,17 @@ def _expanded_conv(x, block: Block, depth: int, scope: str, norm: NormSpec, stri
     return x, depthwise_output
 
 
-def build(images, options: ModelOptions):
-    """MobileNetV2 feature extractor.
+def build(images, options, norm: NormSpec) -> dict:
+    """MobileNetV2 feature extractor (see `backbone_spec` for the returned mapping).
 
-    images: preprocessed [B, H, W, 3]. Returns (features [B, ceil(H/OS), ceil(W/OS), 320 at
-    multiplier 1.0 (160 at 0.5)], low_level [B, ceil(H/4), ceil(W/4), 144 (72)]) where OS is
-    `options.output_stride`; low_level is the original's `layer_4/depthwise_output`.
+    images: preprocessed [B, H, W, 3]. Returns {4: [B, ceil(H/4), ceil(W/4), 144 at
+    multiplier 1.0 (72 at 0.5)], OUTPUT: [B, ceil(H/OS), ceil(W/OS), 320 (160)]}; the stride-4
+    map is the original's `layer_4/depthwise_output`.
     """
     multiplier = options.depth_multiplier
     if multiplier <= 0:
         raise ValueError(f"depth_multiplier={multiplier} must be positive")
-    norm = NormSpec(epsilon=NORM_EPSILON, decay=NORM_DECAY, kind=options.normalization,
-                    groups=options.group_norm_groups, sync=options.sync_batch_norm)
-    schedule = _AtrousSchedule(options.output_stride)
+    schedule = AtrousSchedule(options.output_stride)
     stride, rate = schedule.step(STEM_STRIDE)
     x = conv_norm_act(images, scaled_depth(STEM_DEPTH, multiplier), 3, f"{SCOPE}/Conv", norm,
                       stride=stride, rate=rate, activation=ACTIVATION, explicit_padding=False)
@@ -143,7 +124,8 @@ def build(images, options: ModelOptions):
                                       block_scope(i), norm, stride, rate)
         end_points[f"layer_{i + 2}"] = x
         end_points[f"layer_{i + 2}/depthwise_output"] = depthwise
-    if schedule.current_stride != options.output_stride:
-        raise ValueError(f"output_stride={options.output_stride} cannot be reached by "
-                         f"{options.model_variant}")
-    return x, end_points[DECODER_END_POINT]
+    schedule.check(options.model_variant)
+    return {**{s: end_points[name] for s, name in DECODER_END_POINTS.items()}, OUTPUT: x}
+
+
+SPEC = BackboneSpec("mobilenet_v2", ("mobilenet_v2",), build, NORM_EPSILON, NORM_DECAY)

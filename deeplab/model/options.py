@@ -12,11 +12,11 @@ import dataclasses
 import json
 from collections.abc import Sequence
 
-XCEPTION_VARIANTS = ("xception_41", "xception_65", "xception_71")
-RESNET_VARIANTS = ("resnet_v1_50", "resnet_v1_50_beta", "resnet_v1_101", "resnet_v1_101_beta")
-MOBILENET_VARIANTS = ("mobilenet_v2",)
-MODEL_VARIANTS = XCEPTION_VARIANTS + RESNET_VARIANTS + MOBILENET_VARIANTS
 NORMALIZATIONS = ("batch", "group")
+# Fields earlier runs saved that no longer change the network (they moved to the options that
+# use them: the crop to InputOptions / ExportOptions, BatchNorm sync to TrainOptions); read
+# and dropped so those runs keep loading.
+LEGACY_FIELDS = ("crop_size", "sync_batch_norm")
 
 
 def _int_tuple(value) -> tuple[int, ...] | None:
@@ -27,22 +27,33 @@ def _int_tuple(value) -> tuple[int, ...] | None:
     return tuple(int(v) for v in value)
 
 
+def model_variants() -> tuple[str, ...]:
+    """Every registered `model_variant` (read from the backbone registry)."""
+    from deeplab.model.backbones import MODEL_VARIANTS
+
+    return MODEL_VARIANTS
+
+
+def __getattr__(name):  # MODEL_VARIANTS stays importable from here without an import cycle
+    if name == "MODEL_VARIANTS":
+        return model_variants()
+    raise AttributeError(name)
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelOptions:
-    """Settings of a DeepLabv3 / DeepLabv3+ network.
+    """Settings that change the DeepLabv3 / DeepLabv3+ network, and nothing else.
 
     Attributes:
       num_classes: number of output classes (logits channels).
-      model_variant: backbone name, one of MODEL_VARIANTS.
-      crop_size: (height, width) in pixels the model is trained or evaluated at, or None.
-        Only image pooling with `image_pooling_crop_size` unset and a fixed crop uses it, and
-        there it equals a global mean; kept for parity with the original.
+      model_variant: backbone name, one of `model_variants()`.
       atrous_rates: ASPP dilation rates, e.g. (6, 12, 18) at output stride 16; None or ()
         gives ASPP with only image pooling and the 1x1 branch.
       output_stride: input size / backbone feature size: 8, 16 or 32.
-      decoder_output_stride: stride of the DeepLabv3+ decoder (4), or None for no decoder.
+      decoder_output_stride: stride of the decoder (4; 8 for MobileNetV3), or None for no
+        decoder; must be a decoder end point of the backbone.
       multi_grid: unit rates of the last ResNet block, e.g. (1, 2, 4); None means (1, 1, 1).
-      depth_multiplier: MobileNetV2 width multiplier (1.0 or 0.5).
+      depth_multiplier: MobileNet width multiplier (e.g. 1.0, 0.75, 0.5).
       add_image_level_feature: whether ASPP has the image pooling branch.
       image_pooling_crop_size: (h, w) whose feature size sets the pooling kernel; None pools
         the whole feature map (the original's behaviour at any fixed crop).
@@ -50,7 +61,17 @@ class ModelOptions:
       aspp_with_batch_norm: ASPP with normalised branches; False skips ASPP altogether and
         feeds the backbone features on (the original's behaviour).
       aspp_with_separable_conv: ASPP atrous branches as depthwise + pointwise.
+      aspp_with_concat_projection: project the concatenated ASPP branches with a 1x1 conv.
+      aspp_with_squeeze_and_excitation: the image-pooling branch gates the others
+        (multiplies them) instead of being concatenated; its conv has a bias and no BN.
+      image_se_uses_qsigmoid: that gate is `hard_sigmoid` (else the logistic sigmoid).
+      dense_prediction_cell_config: the Dense Prediction Cell's branches (the original's
+        JSON: dicts with kernel, rate [h, w], op, input), replacing ASPP; None for ASPP.
       decoder_use_separable_conv: decoder convolutions as depthwise + pointwise.
+      decoder_use_sum_merge: the decoder sums a 1x1/3x3 conv of the upsampled features and
+        the projected low-level map instead of concatenating them.
+      decoder_output_is_logits: the decoder's output is the logits (1x1 convs with biases,
+        no BN or activation, `decoder_filters` = classes); no `logits/semantic` layer.
       logits_kernel_size: kernel of the final classifier.
       aspp_convs_filters: channels of every ASPP branch.
       decoder_filters: channels of the decoder convolutions.
@@ -58,12 +79,10 @@ class ModelOptions:
       normalization: "batch" (BatchNorm, as the original) or "group" (GroupNorm).
       group_norm_groups: groups for GroupNorm (channels that do not divide use the largest
         divisor below it).
-      sync_batch_norm: BatchNorm statistics reduced over all replicas in training.
     """
 
     num_classes: int = 21
     model_variant: str = "mobilenet_v2"
-    crop_size: tuple[int, int] | None = None
     atrous_rates: tuple[int, ...] | None = None
     output_stride: int = 16
     decoder_output_stride: int | None = None
@@ -74,66 +93,79 @@ class ModelOptions:
     image_pooling_stride: tuple[int, int] = (1, 1)
     aspp_with_batch_norm: bool = True
     aspp_with_separable_conv: bool = True
+    aspp_with_concat_projection: bool = True
+    aspp_with_squeeze_and_excitation: bool = False
+    image_se_uses_qsigmoid: bool = False
+    dense_prediction_cell_config: tuple | None = None
     decoder_use_separable_conv: bool = True
+    decoder_use_sum_merge: bool = False
+    decoder_output_is_logits: bool = False
     logits_kernel_size: int = 1
     aspp_convs_filters: int = 256
     decoder_filters: int = 256
     batch_norm_decay: float = 0.9997
     normalization: str = "batch"
     group_norm_groups: int = 32
-    sync_batch_norm: bool = False
 
     def __post_init__(self):
         # Normalise list-like inputs so equal options compare (and hash) equal.
-        for name in ("crop_size", "atrous_rates", "multi_grid", "image_pooling_crop_size",
+        for name in ("atrous_rates", "multi_grid", "image_pooling_crop_size",
                      "image_pooling_stride"):
             object.__setattr__(self, name, _int_tuple(getattr(self, name)))
         if isinstance(self.decoder_output_stride, Sequence):
             stride = self.decoder_output_stride
             object.__setattr__(self, "decoder_output_stride", int(stride[0]) if stride else None)
+        if self.dense_prediction_cell_config is not None:
+            from deeplab.model.dense_prediction_cell import normalize_config
+
+            object.__setattr__(self, "dense_prediction_cell_config",
+                               normalize_config(self.dense_prediction_cell_config) or None)
         self.validate()
 
     def validate(self) -> None:
         """Raises ValueError naming the bad field."""
-        if self.model_variant not in MODEL_VARIANTS:
+        variants = model_variants()
+        if self.model_variant not in variants:
             raise ValueError(
-                f"model_variant={self.model_variant!r} is not one of {', '.join(MODEL_VARIANTS)}"
-            )
+                f"model_variant={self.model_variant!r} is not one of {', '.join(variants)}")
         if self.output_stride not in (8, 16, 32):
             raise ValueError(f"output_stride={self.output_stride} must be 8, 16 or 32")
-        if self.decoder_output_stride not in (None, 4):
-            raise ValueError(f"decoder_output_stride={self.decoder_output_stride} must be 4 "
-                             "(the stride of every backbone's decoder end point) or unset")
+        if self.decoder_output_stride is not None and self.decoder_output_stride < 1:
+            raise ValueError(f"decoder_output_stride={self.decoder_output_stride} must be "
+                             "positive or unset")
         if self.num_classes < 1:
             raise ValueError(f"num_classes={self.num_classes} must be positive")
         if self.normalization not in NORMALIZATIONS:
             raise ValueError(f"normalization={self.normalization!r} is not one of {NORMALIZATIONS}")
         if self.multi_grid is not None and len(self.multi_grid) != 3:
             raise ValueError(f"multi_grid={self.multi_grid} must have three entries")
-        if self.crop_size is not None and len(self.crop_size) != 2:
-            raise ValueError(f"crop_size={self.crop_size} must be (height, width)")
+        if self.decoder_output_is_logits and self.decoder_output_stride is None:
+            raise ValueError("decoder_output_is_logits needs a decoder (decoder_output_stride)")
+        if self.decoder_output_is_logits and self.decoder_filters != self.num_classes:
+            raise ValueError(f"decoder_output_is_logits: decoder_filters={self.decoder_filters} "
+                             f"must equal num_classes={self.num_classes}")
 
     @property
-    def is_xception(self) -> bool:
-        return self.model_variant in XCEPTION_VARIANTS
-
-    @property
-    def is_resnet(self) -> bool:
-        return self.model_variant in RESNET_VARIANTS
-
-    @property
-    def is_mobilenet(self) -> bool:
-        return self.model_variant in MOBILENET_VARIANTS
+    def head(self) -> str:
+        """Name of the head in `deeplab.model.heads`: the Dense Prediction Cell or ASPP."""
+        return "dense_prediction_cell" if self.dense_prediction_cell_config else "aspp"
 
     def replace(self, **changes) -> ModelOptions:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict:
-        return {k: list(v) if isinstance(v, tuple) else v
-                for k, v in dataclasses.asdict(self).items()}
+        """Plain JSON values (tuples as lists, the DPC config as the original's dicts)."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    def differences(self, other: ModelOptions) -> list[str]:
+        """Names of the fields whose values differ from `other`'s."""
+        mine, theirs = self.to_dict(), other.to_dict()
+        return sorted(k for k in mine if mine[k] != theirs[k])
 
     @classmethod
     def from_dict(cls, values: dict) -> ModelOptions:
+        """From `to_dict` output (or an older run's, whose LEGACY_FIELDS are dropped)."""
+        values = {k: v for k, v in values.items() if k not in LEGACY_FIELDS}
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:

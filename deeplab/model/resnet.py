@@ -18,8 +18,14 @@ import dataclasses
 
 import keras
 
+from deeplab.model.backbone_spec import (
+    OUTPUT,
+    SUBTRACT_MEAN,
+    UNIT_RANGE,
+    AtrousSchedule,
+    BackboneSpec,
+)
 from deeplab.model.layers import NormSpec, conv_norm_act, keras_name
-from deeplab.model.options import ModelOptions
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,6 +54,7 @@ ROOT_STRIDE = 4  # the root conv and pool1 each halve the resolution
 # Scope (below the network scope) whose output feeds the decoder at stride 4: the conv3 of
 # block1's second unit, after its BatchNorm, before the residual addition and ReLU.
 DECODER_END_POINT = "block1/unit_2/bottleneck_v1/conv3"
+DECODER_STRIDE = 4
 
 NORM_EPSILON = 1e-5
 NORM_DECAY = 0.95
@@ -104,37 +111,25 @@ def _bottleneck(x, bottleneck: int, scope: str, norm: NormSpec, stride: int, rat
 
 
 def _unit_strides(blocks, output_stride: int, multi_grid):
-    """Yields (block, unit index, stride, rate) for every unit, as `stack_blocks_dense`.
-
-    Strides apply until their product reaches `output_stride / ROOT_STRIDE`; from then on
-    each would-be stride multiplies the atrous rate of the units after it.
-    """
-    target = output_stride // ROOT_STRIDE
-    current_stride, rate = 1, 1
+    """Yields (block, unit index, stride, rate) for every unit, as `stack_blocks_dense`;
+    block 4's units multiply their rate by `multi_grid`."""
+    schedule = AtrousSchedule(output_stride, current_stride=ROOT_STRIDE)
     for block in blocks:
         for u in range(block.num_units):
-            stride = block.stride if u == block.num_units - 1 else 1
+            stride, rate = schedule.step(block.stride if u == block.num_units - 1 else 1)
             unit_rate = multi_grid[u] if block.use_multi_grid else 1
-            if current_stride == target:
-                yield block, u, 1, rate * unit_rate
-                rate *= stride
-            else:
-                yield block, u, stride, unit_rate
-                current_stride *= stride
-    if current_stride != target:
-        raise ValueError(f"output_stride={output_stride} cannot be reached by ResNet")
+            yield block, u, stride, rate * unit_rate
+    schedule.check("ResNet")
 
 
-def build(images, options: ModelOptions):
-    """ResNet-v1 feature extractor.
+def build(images, options, norm: NormSpec) -> dict:
+    """ResNet-v1 feature extractor (see `backbone_spec` for the returned mapping).
 
-    images: preprocessed [B, H, W, 3]. Returns (features [B, H/OS, W/OS, 2048],
-    low_level [B, H/4, W/4, 256]); sizes round up as in `conv2d_same`.
+    images: preprocessed [B, H, W, 3]. Returns {4: [B, H/4, W/4, 256], OUTPUT: [B, H/OS,
+    W/OS, 2048]}; sizes round up as in `conv2d_same`.
     """
     variant = options.model_variant
     scope = network_scope(variant)
-    norm = NormSpec(epsilon=NORM_EPSILON, decay=NORM_DECAY, kind=options.normalization,
-                    groups=options.group_norm_groups, sync=options.sync_batch_norm)
     multi_grid = options.multi_grid or (1, 1, 1)
     x = _root(images, scope, variant.endswith("_beta"), norm)
     plan = list(_unit_strides(BLOCKS[depth(variant)], options.output_stride, multi_grid))
@@ -142,4 +137,14 @@ def build(images, options: ModelOptions):
     for block, u, stride, rate in plan:
         unit_scope = f"{scope}/{block.name}/unit_{u + 1}/bottleneck_v1"
         x = _bottleneck(x, block.bottleneck, unit_scope, norm, stride, rate, end_points)
-    return x, end_points[f"{scope}/{DECODER_END_POINT}"]
+    return {DECODER_STRIDE: end_points[f"{scope}/{DECODER_END_POINT}"], OUTPUT: x}
+
+
+def preprocessing(variant: str) -> str:
+    """Plain resnet_v1_* subtract the ImageNet mean; the `_beta` variants use unit range."""
+    return UNIT_RANGE if variant.endswith("_beta") else SUBTRACT_MEAN
+
+
+SPEC = BackboneSpec("resnet", ("resnet_v1_50", "resnet_v1_50_beta", "resnet_v1_101",
+                               "resnet_v1_101_beta"), build, NORM_EPSILON, NORM_DECAY,
+                    preprocessing=preprocessing)

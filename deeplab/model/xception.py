@@ -12,8 +12,8 @@ import dataclasses
 
 import keras
 
+from deeplab.model.backbone_spec import OUTPUT, AtrousSchedule, BackboneSpec
 from deeplab.model.layers import NormSpec, conv_norm_act, keras_name, separable_conv_norm_act
-from deeplab.model.options import ModelOptions
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,6 +50,7 @@ BLOCKS = {
 }
 
 # Scope (below the variant) whose output feeds the decoder at stride 4.
+DECODER_STRIDE = 4
 DECODER_END_POINT = {
     "xception_41": "entry_flow/block2/unit_1/xception_module/separable_conv2_pointwise",
     "xception_65": "entry_flow/block2/unit_1/xception_module/separable_conv2_pointwise",
@@ -82,33 +83,27 @@ def _xception_module(x, block: Block, scope: str, norm: NormSpec, stride: int, r
     return residual
 
 
-def build(images, options: ModelOptions):
-    """Xception feature extractor.
+def build(images, options, norm: NormSpec) -> dict:
+    """Xception feature extractor (see `backbone_spec` for the returned mapping).
 
-    images: preprocessed [B, H, W, 3]. Returns (features [B, H/OS, W/OS, 2048],
-    low_level [B, H/4, W/4, 256 or 728]); sizes round up as in `conv2d_same`.
+    images: preprocessed [B, H, W, 3]. Returns {4: [B, H/4, W/4, 256 (728 for
+    xception_71's block3)], OUTPUT: [B, H/OS, W/OS, 2048]}; sizes round up as in
+    `conv2d_same`.
     """
     variant = options.model_variant
-    norm = NormSpec(epsilon=NORM_EPSILON, decay=NORM_DECAY, kind=options.normalization,
-                    groups=options.group_norm_groups, sync=options.sync_batch_norm)
     multi_grid = options.multi_grid or (1, 1, 1)
     x = conv_norm_act(images, 32, 3, f"{variant}/entry_flow/conv1_1", norm, stride=2)
     x = conv_norm_act(x, 64, 3, f"{variant}/entry_flow/conv1_2", norm)
-    target = options.output_stride // 2  # the root already halved the resolution
-    current_stride, rate = 1, 1
+    schedule = AtrousSchedule(options.output_stride, current_stride=2)  # the root halves
     end_points: dict = {}
     for block in BLOCKS[variant]:
         unit_rates = multi_grid if block.use_multi_grid else (1, 1, 1)
         for u in range(block.num_units):
-            stride = block.stride if u == block.num_units - 1 else 1
+            stride, rate = schedule.step(block.stride if u == block.num_units - 1 else 1)
             scope = f"{variant}/{block.scope}/unit_{u + 1}/xception_module"
-            if current_stride == target:
-                x = _xception_module(x, block, scope, norm, 1, rate, unit_rates, end_points)
-                rate *= stride
-            else:
-                x = _xception_module(x, block, scope, norm, stride, 1, unit_rates, end_points)
-                current_stride *= stride
-    if current_stride != target:
-        raise ValueError(f"output_stride={options.output_stride} cannot be reached by {variant}")
-    low_level = end_points[f"{variant}/{DECODER_END_POINT[variant]}"]
-    return x, low_level
+            x = _xception_module(x, block, scope, norm, stride, rate, unit_rates, end_points)
+    schedule.check(variant)
+    return {DECODER_STRIDE: end_points[f"{variant}/{DECODER_END_POINT[variant]}"], OUTPUT: x}
+
+
+SPEC = BackboneSpec("xception", tuple(BLOCKS), build, NORM_EPSILON, NORM_DECAY)

@@ -3,6 +3,8 @@ online hard example mining, normalised over the global batch for tf.distribute."
 
 from __future__ import annotations
 
+import dataclasses
+
 import tensorflow as tf
 
 from deeplab.model.layers import resize_bilinear_align_corners
@@ -81,3 +83,41 @@ def weight_decay_loss(model, weight_decay: float):
     kernels = [layer.kernel for layer in model._flatten_layers(include_self=False)
                if type(layer).__name__ == "Conv2D"]
     return weight_decay * tf.add_n([tf.nn.l2_loss(tf.cast(k, tf.float32)) for k in kernels])
+
+
+# --- The loss registry --------------------------------------------------------------------
+# A loss is `fn(logits [B, h, w, C], labels int [B, H, W, 1], spec: LossSpec)` returning
+# {term name: (per-pixel losses float32 [N], counted pixels float32 scalar)}. The trainer
+# normalises each term over the global batch (`replica_loss`: all-reduced counts, hard
+# example mining) and sums them with weight decay into the total; adding a loss is one
+# function plus one entry in LOSSES.
+
+
+@dataclasses.dataclass(frozen=True)
+class LossSpec:
+    """What every loss may need: classes, the ignore label, how logits and labels are
+    brought to one size, and per-class weights (None: all 1)."""
+
+    num_classes: int
+    ignore_label: int
+    upsample_logits: bool = True
+    label_weights: tuple[float, ...] | None = None
+
+
+def softmax_cross_entropy(logits, labels, spec: LossSpec) -> dict:
+    """The original's loss: weighted pixel-wise softmax cross entropy, ignore label left out."""
+    return {"cross_entropy": pixel_losses(logits, labels, spec.num_classes, spec.ignore_label,
+                                          spec.upsample_logits, spec.label_weights)}
+
+
+LOSSES = {
+    "softmax_cross_entropy": softmax_cross_entropy,
+}
+
+
+def get_loss(name: str):
+    """The registered loss `name`; ValueError naming the registered ones otherwise."""
+    try:
+        return LOSSES[name]
+    except KeyError:
+        raise ValueError(f"unknown loss {name!r}; registered: {', '.join(LOSSES)}") from None

@@ -17,9 +17,12 @@ class TrainOptions:
     to end_learning_rate), step (base * decay_factor ** (step // decay_step)) or cosine
     (from base to end_learning_rate over decay_steps); decay_steps 0 means
     training_number_of_steps. Before slow_start_step the rate is slow_start_learning_rate.
-    Loss: cross entropy over non-ignored pixels (weighted by label_weights), the hardest
+    Loss: `loss` from `deeplab.train.losses.LOSSES` (default: cross entropy over
+    non-ignored pixels, weighted by label_weights), the hardest
     top_k_percent_pixels of them once hard_example_mining_step has ramped it in, plus
     weight_decay * sum(w^2) / 2 over convolution kernels (not depthwise, BN or biases).
+    sync_batch_norm: BatchNorm statistics all-reduced across replicas (a training choice,
+    not part of the network: a run may resume with it on or off).
     """
 
     train_logdir: str
@@ -46,6 +49,8 @@ class TrainOptions:
     hard_example_mining_step: int = 0
     top_k_percent_pixels: float = 1.0
     label_weights: tuple[float, ...] | None = None
+    loss: str = "softmax_cross_entropy"
+    sync_batch_norm: bool = False
     tf_initial_checkpoint: str | None = None
     initialize_last_layer: bool = True
     log_steps: int = 10
@@ -73,6 +78,7 @@ class TrainOptions:
             (self.num_clones >= 1, "num_clones must be at least 1"),
             (self.keep_checkpoint_max >= 1, "keep_checkpoint_max must be at least 1"),
             (self.log_steps >= 1, "log_steps must be at least 1"),
+            (self.loss in _loss_names(), f"loss must be one of {_loss_names()}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -84,3 +90,9 @@ class TrainOptions:
     @property
     def total_decay_steps(self) -> float:
         return self.decay_steps or float(self.training_number_of_steps)
+
+
+def _loss_names() -> tuple[str, ...]:
+    from deeplab.train.losses import LOSSES
+
+    return tuple(LOSSES)
