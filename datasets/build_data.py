@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 from absl import logging
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from datasets import shard_files
 from deeplab.data import descriptors
@@ -102,7 +102,9 @@ def _open_image(data: bytes, path: str) -> Image.Image:
         image.load()
         return image
     except Exception as err:  # PIL raises many types for corrupt files
-        raise InvalidPairError(path, f"cannot decode image ({err})") from None
+        detail = "not a known image format, or a corrupt file" if \
+            isinstance(err, UnidentifiedImageError) else str(err)
+        raise InvalidPairError(path, f"cannot decode image ({detail})") from None
 
 
 def _png_bit_depth(data: bytes) -> int | None:
