@@ -31,7 +31,11 @@ def scale_dimension(dim: int, scale: float) -> int:
 
 class FixedImagePooling(keras.layers.Layer):
     """VALID average pooling with a kernel fixed by a crop size, as the original's
-    `image_pooling_crop_size`: [B, h, w, C] -> [B, h', w', C]."""
+    `image_pooling_crop_size`: [B, h, w, C] -> [B, (h - kh) // sh + 1, (w - kw) // sw + 1, C].
+
+    A map smaller than the kernel (an input below the crop, where the original cannot build)
+    is averaged whole instead: [B, 1, 1, C].
+    """
 
     def __init__(self, pool_size, strides, **kwargs):
         super().__init__(**kwargs)
@@ -39,7 +43,21 @@ class FixedImagePooling(keras.layers.Layer):
         self.strides = tuple(strides)
 
     def call(self, x):
-        return tf.nn.avg_pool2d(x, self.pool_size, self.strides, "VALID")
+        if None not in tuple(x.shape[1:3]):  # a static size (exports at a fixed crop): no cond
+            if all(d >= k for d, k in zip(x.shape[1:3], self.pool_size, strict=True)):
+                return tf.nn.avg_pool2d(x, self.pool_size, self.strides, "VALID")
+            return tf.reduce_mean(x, axis=[1, 2], keepdims=True)
+        size = tf.shape(x)[1:3]
+        fits = tf.reduce_all(size >= tf.constant(self.pool_size))
+        # The pooling branch sees an input of unknown size, so tracing it for a small static
+        # shape does not fail shape inference although that branch is never run.
+        loose = tf.compat.v1.placeholder_with_default(x, [None, None, None, x.shape[-1]])
+        return tf.cond(fits,
+                       lambda: tf.nn.avg_pool2d(loose, self.pool_size, self.strides, "VALID"),
+                       lambda: tf.reduce_mean(x, axis=[1, 2], keepdims=True))
+
+    def compute_output_shape(self, shape):
+        return (shape[0], None, None, shape[3])
 
     def get_config(self):
         return {**super().get_config(), "pool_size": self.pool_size, "strides": self.strides}

@@ -84,3 +84,43 @@ def test_weight_decay_counts_conv_kernels_only():
         0.1 * (kernel ** 2).sum() / 2, rel=1e-5)
     assert float(losses.weight_decay_loss(model, 0.0)) == 0.0
     assert tf.is_tensor(losses.weight_decay_loss(model, 0.0))
+
+
+def test_registry_picks_losses_by_name_and_refuses_unknown_ones(batch):
+    logits, labels = batch
+    spec = losses.LossSpec(C, 255)
+    terms = losses.get_loss("softmax_cross_entropy")(logits, labels, spec)
+    assert list(terms) == ["cross_entropy"]
+    per_pixel, count = terms["cross_entropy"]
+    expected, expected_count = losses.pixel_losses(logits, labels, C, 255)
+    np.testing.assert_array_equal(per_pixel.numpy(), expected.numpy())
+    assert float(count) == float(expected_count)
+    with pytest.raises(ValueError, match="unknown loss 'dice'.*softmax_cross_entropy"):
+        losses.get_loss("dice")
+
+
+def test_a_registered_loss_trains_with_its_named_terms(monkeypatch, tmp_path):
+    """One function plus one registry entry: the trainer reports each term and their sum."""
+    from datasets.synthetic import write_synthetic_dataset
+    from deeplab.data.pipeline import InputOptions
+    from deeplab.model.options import ModelOptions
+    from deeplab.train.options import TrainOptions
+    from deeplab.train.trainer import DataOptions, Trainer
+
+    def doubled(logits, labels, spec):
+        ce = losses.softmax_cross_entropy(logits, labels, spec)["cross_entropy"]
+        return {"cross_entropy": ce, "doubled": (2.0 * ce[0], ce[1])}
+
+    monkeypatch.setitem(losses.LOSSES, "doubled", doubled)
+    folder = str(tmp_path / "data")
+    descriptor = write_synthetic_dataset(folder, num_train=4, num_val=1, image_size=(33, 33))
+    data = DataOptions("synthetic", folder, "train", descriptor.num_classes,
+                       descriptor.ignore_label, InputOptions(crop_size=(33, 33)))
+    model = ModelOptions(model_variant="mobilenet_v2", depth_multiplier=0.5,
+                         num_classes=descriptor.num_classes, aspp_convs_filters=8)
+    options = TrainOptions(train_logdir=str(tmp_path / "run"), training_number_of_steps=1,
+                           train_batch_size=2, loss="doubled", weight_decay=0.0, seed=1)
+    trainer = Trainer(model, options, data, tf.distribute.OneDeviceStrategy("/cpu:0"))
+    values = {k: float(v) for k, v in trainer.make_step_fn()(iter(trainer.dataset())).items()}
+    assert values["doubled"] == pytest.approx(2 * values["cross_entropy"], rel=1e-5)
+    assert values["total_loss"] == pytest.approx(3 * values["cross_entropy"], rel=1e-5)
