@@ -61,3 +61,11 @@ def test_default_head_concatenates_and_projects():
 
 def test_gate_constant_is_the_originals_not_one_sixth():
     assert float(hard_sigmoid(tf.constant(0.0))) == pytest.approx(3 * 0.16667, rel=1e-7)
+
+
+def test_head_batch_norms_compute_with_the_fused_kernels_epsilon():
+    """TF1's fused BatchNorm raises epsilon 1e-5 to 1.001e-5; the original computes with it."""
+    model, _ = _head(atrous_rates=(1,))
+    epsilons = {layer.name: layer.epsilon for layer in model.layers
+                if isinstance(layer, keras.layers.BatchNormalization)}
+    assert epsilons and set(epsilons.values()) == {1.001e-5}, epsilons
