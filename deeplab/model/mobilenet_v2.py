@@ -19,41 +19,37 @@ stride instead keeps the current rate and multiplies the rate of the layers afte
 
 from __future__ import annotations
 
-import dataclasses
-
-import keras
-
-from deeplab.model.backbone_spec import OUTPUT, AtrousSchedule, BackboneSpec
-from deeplab.model.layers import NormSpec, conv_norm_act, depthwise_norm_act, keras_name
+from deeplab.model.backbone_spec import BackboneSpec
+from deeplab.model.inverted_residual import (
+    InvertedResidual,
+    MobileNetDef,
+    make_divisible,
+    mobilenet_base,
+)
+from deeplab.model.layers import NormSpec
 
 SCOPE = "MobilenetV2"
 ACTIVATION = "relu6"
 NORM_EPSILON = 1e-3
 NORM_DECAY = 0.997
 STEM_DEPTH = 32
-STEM_STRIDE = 2
 
 
-@dataclasses.dataclass(frozen=True)
-class Block:
-    """One `expanded_conv`: `depth` output channels before the multiplier; the depthwise
-    conv strides by `stride`; the expansion is `make_divisible(C_in * expansion,
-    expansion_divisor)`."""
-
-    depth: int
-    stride: int = 1
-    expansion: int = 6
-    expansion_divisor: int = 8
+def _block(depth: int, stride: int = 1, expansion: int = 6, expansion_divisor: int = 8):
+    """One `expanded_conv`: 3x3 depthwise, ReLU6, expansion make_divisible(C_in * expansion,
+    expansion_divisor)."""
+    return InvertedResidual(depth, expansion, 3, stride, ACTIVATION,
+                            expansion_divisor=expansion_divisor)
 
 
 BLOCKS = (
-    Block(16, expansion=1, expansion_divisor=1),
-    Block(24, 2), Block(24),
-    Block(32, 2), Block(32), Block(32),
-    Block(64, 2), Block(64), Block(64), Block(64),
-    Block(96), Block(96), Block(96),
-    Block(160, 2), Block(160), Block(160),
-    Block(320),
+    _block(16, expansion=1, expansion_divisor=1),
+    _block(24, 2), _block(24),
+    _block(32, 2), _block(32), _block(32),
+    _block(64, 2), _block(64), _block(64), _block(64),
+    _block(96), _block(96), _block(96),
+    _block(160, 2), _block(160), _block(160),
+    _block(320),
 )
 
 # The original's end points feeding the decoder, by stride: layer_4 is the 4th op of the
@@ -61,16 +57,8 @@ BLOCKS = (
 # depthwise output (after BN and ReLU6) of `expanded_conv_2`.
 DECODER_END_POINTS = {4: "layer_4/depthwise_output"}
 
-
-def make_divisible(value: float, divisor: int, min_value: int | None = None) -> int:
-    """Rounds `value` to the nearest multiple of `divisor` (halves up), at least
-    `min_value` (default `divisor`) and never more than 10 % below `value`."""
-    if min_value is None:
-        min_value = divisor
-    rounded = max(min_value, int(value + divisor / 2) // divisor * divisor)
-    if rounded < 0.9 * value:
-        rounded += divisor
-    return int(rounded)
+NETWORK = MobileNetDef(SCOPE, STEM_DEPTH, ACTIVATION, BLOCKS,
+                       decoder_end_points=DECODER_END_POINTS)
 
 
 def scaled_depth(depth: int, depth_multiplier: float) -> int:
@@ -82,25 +70,7 @@ def scaled_depth(depth: int, depth_multiplier: float) -> int:
 
 def block_scope(index: int) -> str:
     """TF1 scope of block `index` (0-based): expanded_conv, expanded_conv_1, ..."""
-    return f"{SCOPE}/expanded_conv" + (f"_{index}" if index else "")
-
-
-def _expanded_conv(x, block: Block, depth: int, scope: str, norm: NormSpec, stride: int,
-                   rate: int):
-    """One inverted residual: [B, H, W, C] -> (output [B, H/stride, W/stride, depth],
-    depthwise output [B, H/stride, W/stride, C_expanded])."""
-    inputs = x
-    in_depth = x.shape[-1]
-    inner = make_divisible(in_depth * block.expansion, block.expansion_divisor)
-    if inner > in_depth:
-        x = conv_norm_act(x, inner, 1, f"{scope}/expand", norm, activation=ACTIVATION)
-    x = depthwise_norm_act(x, 3, f"{scope}/depthwise", norm, stride=stride, rate=rate,
-                           activation=ACTIVATION, explicit_padding=False)
-    depthwise_output = x
-    x = conv_norm_act(x, depth, 1, f"{scope}/project", norm, activation=None)
-    if stride == 1 and depth == in_depth:
-        x = keras.layers.Add(name=keras_name(f"{scope}/add"))([x, inputs])
-    return x, depthwise_output
+    return NETWORK.block_scope(index)
 
 
 def build(images, options, norm: NormSpec) -> dict:
@@ -113,19 +83,8 @@ def build(images, options, norm: NormSpec) -> dict:
     multiplier = options.depth_multiplier
     if multiplier <= 0:
         raise ValueError(f"depth_multiplier={multiplier} must be positive")
-    schedule = AtrousSchedule(options.output_stride)
-    stride, rate = schedule.step(STEM_STRIDE)
-    x = conv_norm_act(images, scaled_depth(STEM_DEPTH, multiplier), 3, f"{SCOPE}/Conv", norm,
-                      stride=stride, rate=rate, activation=ACTIVATION, explicit_padding=False)
-    end_points = {"layer_1": x}
-    for i, block in enumerate(BLOCKS):
-        stride, rate = schedule.step(block.stride)
-        x, depthwise = _expanded_conv(x, block, scaled_depth(block.depth, multiplier),
-                                      block_scope(i), norm, stride, rate)
-        end_points[f"layer_{i + 2}"] = x
-        end_points[f"layer_{i + 2}/depthwise_output"] = depthwise
-    schedule.check(options.model_variant)
-    return {**{s: end_points[name] for s, name in DECODER_END_POINTS.items()}, OUTPUT: x}
+    return mobilenet_base(images, NETWORK, options.output_stride, norm,
+                          lambda depth: scaled_depth(depth, multiplier), options.model_variant)
 
 
 SPEC = BackboneSpec("mobilenet_v2", ("mobilenet_v2",), build, NORM_EPSILON, NORM_DECAY)
