@@ -402,7 +402,7 @@ def update_descriptor(
     dataset (another class count or ignore label).
     """
     path = os.path.join(output_dir, descriptors.DESCRIPTOR_FILE)
-    splits, stats = {}, {}
+    splits, stats, old = {}, {}, None
     if os.path.isfile(path):
         old = descriptors.read_descriptor_file(path)
         stats.update(old.class_statistics)
@@ -420,8 +420,9 @@ def update_descriptor(
         if "label_colormap" in encoding:
             encoding.setdefault("unknown_color_pixels", {})[result.split] = \
                 result.unknown_pixels
+    colormap = base.colormap if base.colormap is not None or old is None else old.colormap
     merged = dataclasses.replace(base, splits=splits, class_statistics=stats,
-                                 label_encoding=encoding)
+                                 label_encoding=encoding, colormap=colormap)
     descriptors.write_descriptor(output_dir, merged)
     return merged
 

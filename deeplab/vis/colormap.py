@@ -54,10 +54,16 @@ def create_colormap(name) -> np.ndarray:
 
 def dataset_palette(descriptor: descriptors.DatasetDescriptor, requested=None):
     """The palette to draw a dataset's labels with: `requested` (a name, e.g. from
-    --colormap_type) if given, else the descriptor's own colour map, else "pascal"."""
+    --colormap_type) if given, else the descriptor's own colour map (by name when it is a
+    registered palette, else its colours), else "pascal"."""
     if requested is not None:
         return requested
-    return descriptor.colormap if descriptor.colormap is not None else DEFAULT_COLORMAP
+    if descriptor.colormap is None:
+        return DEFAULT_COLORMAP
+    for name in COLORMAP_NAMES:  # a known palette by its name, for messages
+        if descriptors.palette(name) == descriptor.colormap:
+            return name
+    return descriptor.colormap
 
 
 def _palette_label(name) -> str:

@@ -150,6 +150,8 @@ def test_a_newly_registered_dataset_palette_reaches_the_pictures(tmp_path):
                                       np.array(colors, np.uint8)[prediction])
         np.testing.assert_array_equal(colormap.create_colormap("toy"), colors)  # by name
         assert colormap.dataset_palette(descriptor, "cityscapes") == "cityscapes"  # the flag
+        city = descriptors.get_descriptor("cityscapes")
+        assert colormap.dataset_palette(city) == "cityscapes"  # by name, for messages
     finally:
         descriptors.unregister("toy")
     assert colormap.dataset_palette(descriptors.DatasetDescriptor("c", 2, 255, {})) == "pascal"
