@@ -115,10 +115,13 @@ def test_clean_dataset_passes_and_counts_equal_numpy(tmp_path):
     (tmp_path / "l.txt").write_text("".join(f"images/{n}.png labels/{n}.png\n" for n in labels))
     build_data_from_list.convert_list(str(tmp_path), str(tmp_path / "l.txt"), "train",
                                       str(tmp_path / "shards"), 5, num_shards=2)
+    listed = doctor.diagnose(doctor.DoctorOptions(5), str(tmp_path / "out1"),
+                             data_root=str(tmp_path), data_lst=str(tmp_path / "l.txt"))
     again = doctor.diagnose(doctor.DoctorOptions(5), str(tmp_path / "out2"),
                             dataset_dir=str(tmp_path / "shards"), split="train")
-    assert again["class_pixels"] == report["class_pixels"] and again["problems"] == []
-    assert again["suggested_label_weights"] == report["suggested_label_weights"]
+    for other in (listed, again):
+        assert other["class_pixels"] == report["class_pixels"] and other["problems"] == []
+        assert other["suggested_label_weights"] == report["suggested_label_weights"]
 
 
 def test_duplicates_are_warned(tmp_path):
