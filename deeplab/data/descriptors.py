@@ -13,6 +13,7 @@ import dataclasses
 import json
 import os
 import tempfile
+import threading
 
 import numpy as np
 
@@ -170,7 +171,8 @@ def _colormap_json(descriptor: DatasetDescriptor):
 _REGISTRY: dict[str, DatasetDescriptor] = {}
 _ALIASES: dict[str, str] = {}  # palette alias -> dataset name
 _PALETTE_NAMES: dict[str, str] = {}  # dataset name -> the palette name shown to users
-_loading = []
+_loading, _loaded = [], []
+_LOCK = threading.RLock()
 
 
 def register(descriptor: DatasetDescriptor, palette_aliases=()) -> DatasetDescriptor:
@@ -200,14 +202,18 @@ def unregister(name: str) -> None:
 
 
 def _registry() -> dict[str, DatasetDescriptor]:
-    if not _REGISTRY and not _loading:
-        _loading.append(True)
-        try:
-            from deeplab.data import builtin
+    """The registry, the built-in modules registered on first use (once, thread-safe)."""
+    if not _loaded:
+        with _LOCK:
+            if not _loaded and not _loading:  # _loading: register() calls back while loading
+                _loading.append(True)
+                try:
+                    from deeplab.data import builtin
 
-            builtin.register_all(register)
-        finally:
-            _loading.clear()
+                    builtin.register_all(register)
+                    _loaded.append(True)
+                finally:
+                    _loading.clear()
     return _REGISTRY
 
 
