@@ -57,7 +57,13 @@ class FixedImagePooling(keras.layers.Layer):
                        lambda: tf.reduce_mean(x, axis=[1, 2], keepdims=True))
 
     def compute_output_shape(self, shape):
-        return (shape[0], None, None, shape[3])
+        size = tuple(shape[1:3])
+        if None in size:
+            return (shape[0], None, None, shape[3])
+        if any(d < k for d, k in zip(size, self.pool_size, strict=True)):
+            return (shape[0], 1, 1, shape[3])
+        return (shape[0], *((d - k) // s + 1 for d, k, s in zip(
+            size, self.pool_size, self.strides, strict=True)), shape[3])
 
     def get_config(self):
         return {**super().get_config(), "pool_size": self.pool_size, "strides": self.strides}
