@@ -14,7 +14,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TF's C++ start-up cha
 
 from absl import app, flags  # noqa: E402
 
-from deeplab.checkpoints.io import CheckpointError, checkpoint_num_classes, restore_model  # noqa: E402
+from deeplab.checkpoints.io import (  # noqa: E402
+    CheckpointError,
+    DamagedCheckpointError,
+    checkpoint_num_classes,
+    restore_model,
+)
 from deeplab.flags import model_options_from_flags, overridden_fields  # noqa: E402
 from deeplab.model.deeplab import build_model  # noqa: E402
 from deeplab.model.options import ModelOptions  # noqa: E402
@@ -32,6 +37,9 @@ def run(main) -> None:
         except USER_ERRORS as exc:
             print(f"error: {exc}", file=sys.stderr)
             sys.exit(2)
+        except KeyboardInterrupt:
+            print("interrupted (Ctrl-C)", file=sys.stderr)
+            sys.exit(130)
 
     app.run(guarded)
 
@@ -59,6 +67,8 @@ def load_model(options: ModelOptions, checkpoint: str):
     model = build_model(options)
     try:
         report = restore_model(model, checkpoint)
+    except DamagedCheckpointError:
+        raise  # names the file and the variable; the model does not matter
     except CheckpointError as exc:
         raise CheckpointError(f"{exc}\n(the model was built for --model_variant="
                               f"{options.model_variant} with {options.num_classes} classes)") \
@@ -83,26 +93,56 @@ def resolve_dataset_dir(dataset: str, dataset_dir: str | None,
     return ensure_synthetic_dataset()[0]
 
 
+def dataset_descriptor(dataset: str, dataset_dir: str | None, given: bool = True):
+    """The DatasetDescriptor of `dataset_dir` (its dataset.json, else built-in `dataset`).
+
+    dataset.json is the truth about the shards: when it names another dataset than a
+    `--dataset` the user gave, a warning names both and dataset.json is used.
+    """
+    from deeplab.data.descriptors import DESCRIPTOR_FILE, load_descriptor
+
+    descriptor = load_descriptor(dataset_dir, dataset)
+    path = os.path.join(dataset_dir or "", DESCRIPTOR_FILE)
+    if given and dataset_dir and os.path.isfile(path) and descriptor.name != dataset:
+        logging.warning("--dataset=%s, but %s describes %s (%d classes, ignore label %d); "
+                        "using %s", dataset, path, descriptor.name, descriptor.num_classes,
+                        descriptor.ignore_label, DESCRIPTOR_FILE)
+    return descriptor
+
+
+def check_crop_size(flag: str, crop, output_stride: int) -> None:
+    """flags.ValidationError when a crop (height, width) is smaller than the output stride:
+    the network's feature map would be empty and training diverges."""
+    if crop and min(crop) < output_stride:
+        raise flags.ValidationError(
+            f"--{flag}={','.join(str(c) for c in crop)} is smaller than --output_stride="
+            f"{output_stride}: the features would have no pixels; use at least "
+            f"{output_stride} (e.g. {16 * output_stride + 1},{16 * output_stride + 1})")
+
+
 def checkpoint_split(fv: flags.FlagValues, split: str):
     """The dataset eval.py / vis.py read, from their checkpoint-source flags in `fv`.
 
     Sets `fv.dataset_dir` (see `resolve_dataset_dir`) and returns its DatasetDescriptor;
     fails, naming the directory, before any model loads if `split` has no shards.
     """
-    from deeplab.data.descriptors import load_descriptor
     from deeplab.data.pipeline import list_shards
 
     fv.dataset_dir = resolve_dataset_dir(fv.dataset, fv.dataset_dir, fv.checkpoint_dir)
-    descriptor = load_descriptor(fv.dataset_dir, fv.dataset)
+    descriptor = dataset_descriptor(fv.dataset, fv.dataset_dir, fv["dataset"].present > 0)
     list_shards(fv.dataset_dir, split)
     return descriptor
 
 
 def checkpoint_predictors(fv: flags.FlagValues, descriptor, inference):
     """`evaluator.CheckpointPredictors` whose models follow each checkpoint's saved options
-    (overridden by the model flags given in `fv`), with the dataset's class count."""
+    (overridden by the model flags given in `fv`), with the dataset's class count or
+    `--num_classes` when `fv` has it set."""
     from deeplab.evaluate.evaluator import CheckpointPredictors
 
+    num_classes = descriptor.num_classes
+    if "num_classes" in fv and fv.num_classes is not None:
+        num_classes = fv.num_classes
     return CheckpointPredictors(
         descriptor, inference, load_model,
-        lambda prefix: inference_model_options(fv, prefix, descriptor.num_classes))
+        lambda prefix: inference_model_options(fv, prefix, num_classes))

@@ -28,7 +28,8 @@ parse_args() {
 run_launcher() {
   parse_args "$@"
   output=${cur_path}/output/${device_id}
-  log=${output}/train_${device_id}.log
+  # One log per launcher: a second launcher must not overwrite the first one's log.
+  log=${output}/${run_name}.log
   mkdir -p "$output"
   if [[ -z $data_path ]]; then tag=synthetic; else tag=data; fi
   # One logdir per launcher and data: running the same launcher again resumes it.

@@ -4,7 +4,7 @@
 #   bash test/train_full_1p.sh --data_path=SHARDS [--ckpt_path=CKPT]
 #        PASCAL VOC shards, Xception-65 with the original 1p recipe (batch 7, 300000 steps)
 # Overrides: --batch_size (per device) --train_steps --learning_rate --precision=fp32|bf16|fp16
-# and any train.py flag (--name=value). Log: test/output/<device>/train_<device>.log
+# and any train.py flag (--name=value). Log: test/output/<device>/<launcher name>.log
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 RANK_SIZE=1

@@ -5,7 +5,7 @@
 #        PASCAL VOC shards, Xception-65 with the original 8p recipe (batch 7 per device,
 #        32500 steps, learning rate 0.0008)
 # Overrides: --batch_size (per device) --train_steps --learning_rate --precision=fp32|bf16|fp16
-# and any train.py flag (--name=value). Log: test/output/<device>/train_<device>.log
+# and any train.py flag (--name=value). Log: test/output/<device>/<launcher name>.log
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 RANK_SIZE=8

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # A short training run that prints the throughput (images/s) on one device.
 #   bash test/train_performance_1p.sh [--data_path=SHARDS] [--train_steps=N] [--precision=bf16]
+# Log: test/output/<device>/train_performance_1p.log
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 RANK_SIZE=1

@@ -10,8 +10,10 @@ read by one routine that matches names and shapes and reports every difference.
 from __future__ import annotations
 
 import dataclasses
+import glob
 import os
 import re
+import shutil
 
 import keras
 import numpy as np
@@ -39,6 +41,102 @@ _WEIGHT_NAMES = {
 
 class CheckpointError(ValueError):
     """A checkpoint that cannot be found, read, or does not fit the model."""
+
+
+class DamagedCheckpointError(CheckpointError):
+    """A stored tensor fails its size or checksum check (truncated or corrupted file)."""
+
+
+def data_files(prefix: str) -> list[str]:
+    """The checkpoint's data shards (`<prefix>.data-00000-of-00001`, ...), sorted."""
+    return sorted(glob.glob(glob.escape(prefix) + ".data-*"))
+
+
+def describe_failure(exc: Exception) -> str:
+    """A short cause for a failed read or write of a checkpoint file ("No space left on
+    device", "the data file is truncated: ...")."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if "Read less bytes than requested" in text:
+        return "the data file is truncated: it ends before this variable's bytes"
+    checksum = re.search(r"Checksum does not match.*", text)
+    if checksum:
+        return f"its bytes fail the stored CRC32C checksum ({checksum.group(0)})"
+    text = re.sub(r"^\{\{[^}]*\}\}\s*", "", text)  # TF's {{function_node ...}} prefix
+    text = re.sub(r"\s*\[Op:\w+\]$", "", text)
+    return text.rsplit("; ", 1)[-1] if "; " in text else text
+
+
+def _pretty_key(key: str) -> str:
+    if key.startswith(_OURS_PREFIX) and key.endswith(_OURS_SUFFIX):
+        return _unescape(key[len(_OURS_PREFIX): -len(_OURS_SUFFIX)])
+    return key.replace("/.ATTRIBUTES/VARIABLE_VALUE", "")
+
+
+def _open_reader(prefix: str):
+    try:
+        return tf.train.load_checkpoint(prefix)
+    except Exception as exc:  # noqa: BLE001 - TF raises several types for a bad file
+        raise CheckpointError(f"{prefix}.index: not a readable checkpoint "
+                              f"({describe_failure(exc)})") from None
+
+
+def read_tensor(reader, prefix: str, key: str) -> np.ndarray:
+    """One stored tensor, read through TF's bundle reader, which checks its size and its
+    CRC32C checksum; a failure is a CheckpointError naming the data file and the variable."""
+    try:
+        return reader.get_tensor(key)
+    except Exception as exc:  # noqa: BLE001 - IndexError, DataLossError, OpError, ...
+        files = data_files(prefix)
+        where = files[0] if len(files) == 1 else f"{prefix}.data-*"
+        raise DamagedCheckpointError(f"{where}: variable {_pretty_key(key)} is damaged "
+                              f"({describe_failure(exc)}); use another checkpoint") from None
+
+
+def verify_checkpoint(prefix: str) -> int:
+    """Reads every tensor of the checkpoint (weights, optimizer slots, counters), so each is
+    checked against its stored size and checksum; returns how many. CheckpointError on the
+    first damaged one (naming the file and the variable) or an unreadable index."""
+    reader = _open_reader(prefix)
+    keys = sorted(reader.get_variable_to_shape_map())
+    for key in keys:
+        read_tensor(reader, prefix, key)
+    return len(keys)
+
+
+def partial_save_paths(prefix: str) -> list[str]:
+    """Files a save of `prefix` leaves when it fails or is killed part-way: its
+    `<prefix>_temp/` folder, its index and data files, the state file's temporaries."""
+    folder = os.path.dirname(prefix) or "."
+    found = [prefix + "_temp"] if os.path.isdir(prefix + "_temp") else []
+    found += glob.glob(glob.escape(prefix) + ".index") + data_files(prefix)
+    found += glob.glob(os.path.join(glob.escape(folder), "checkpoint.tmp*"))
+    return sorted(found)
+
+
+def remove_paths(paths) -> list[str]:
+    """Removes files and folders (missing ones are fine); returns those removed."""
+    removed = []
+    for path in paths:
+        try:
+            if os.path.isdir(path):
+                shutil.rmtree(path)
+            else:
+                os.remove(path)
+            removed.append(path)
+        except FileNotFoundError:
+            pass
+    return removed
+
+
+def stale_temporaries(folder: str) -> list[str]:
+    """Temporary folders and files that interrupted checkpoint saves left in `folder`:
+    `*_temp/` folders of TF's sharded save and `checkpoint.tmp*` state files."""
+    if not os.path.isdir(folder):
+        return []
+    names = os.listdir(folder)
+    return sorted(os.path.join(folder, n) for n in names
+                  if (n.endswith("_temp") and os.path.isdir(os.path.join(folder, n)))
+                  or n.startswith("checkpoint.tmp"))
 
 
 def _leaf_layers(model: keras.Model):
@@ -100,10 +198,7 @@ def checkpoint_entries(prefix: str) -> dict[str, str]:
     Our format's keys `model/<escaped name>/.ATTRIBUTES/VARIABLE_VALUE` and the original's
     bare names both map to the bare name; optimizer slots and counters are left out.
     """
-    try:
-        shapes = tf.train.load_checkpoint(prefix).get_variable_to_shape_map()
-    except Exception as exc:  # noqa: BLE001 - TF raises several types for a bad file
-        raise CheckpointError(f"{prefix}: not a readable checkpoint ({exc})") from None
+    shapes = _open_reader(prefix).get_variable_to_shape_map()
     entries = {}
     for key in shapes:
         if key.startswith(_OURS_PREFIX) and key.endswith(_OURS_SUFFIX):
@@ -114,14 +209,20 @@ def checkpoint_entries(prefix: str) -> dict[str, str]:
     return entries
 
 
+# Where a network's class count is stored: the logits layer, or (decoder_output_is_logits,
+# MobileNetV3's head) the decoder's last conv.
+CLASS_COUNT_BIASES = (LOGITS_BIASES, "decoder/decoder_conv0/biases")
+
+
 def checkpoint_num_classes(path: str) -> int:
     """Number of classes of the checkpoint's logits layer."""
     prefix = resolve_checkpoint(path)
     entries = checkpoint_entries(prefix)
-    if LOGITS_BIASES not in entries:
+    found = [name for name in CLASS_COUNT_BIASES if name in entries]
+    if not found:
         raise CheckpointError(f"{prefix}: has no {LOGITS_BIASES}, so the class count is unknown;"
                               " pass --num_classes")
-    shape = tf.train.load_checkpoint(prefix).get_variable_to_shape_map()[entries[LOGITS_BIASES]]
+    shape = _open_reader(prefix).get_variable_to_shape_map()[entries[found[0]]]
     return int(shape[0])
 
 
@@ -175,7 +276,7 @@ def restore_model(model: keras.Model, path: str, exclude_scopes=(), allow_missin
     allow_unused); nothing is assigned then.
     """
     prefix = resolve_checkpoint(path)
-    reader = tf.train.load_checkpoint(prefix)
+    reader = _open_reader(prefix)
     key_shapes = reader.get_variable_to_shape_map()
     entries = checkpoint_entries(prefix)
     variables = variable_map(model)
@@ -199,9 +300,20 @@ def restore_model(model: keras.Model, path: str, exclude_scopes=(), allow_missin
     if mismatched or (missing and not allow_missing) or (unused and not allow_unused) \
             or not loaded:
         raise CheckpointError(
-            f"checkpoint does not fit the model {model.name}"
+            f"{_class_count_note(mismatched)}checkpoint does not fit the model {model.name}"
             f" ({len(variables)} variables):\n{report.summary()}")
-    for name in loaded:
-        value = reader.get_tensor(entries[name])
+    # Every tensor is read (and checksummed) before any variable changes.
+    values = {name: read_tensor(reader, prefix, entries[name]) for name in loaded}
+    for name, value in values.items():
         variables[name].assign(np.asarray(value, dtype=variables[name].dtype))
     return report
+
+
+def _class_count_note(mismatched) -> str:
+    """"the checkpoint's logits have 6 classes, the model 21" when the logits differ."""
+    for name, model_shape, checkpoint_shape in mismatched:
+        if name in (LOGITS_WEIGHTS, LOGITS_BIASES):
+            return (f"the checkpoint's logits have {checkpoint_shape[-1]} classes, the model "
+                    f"{model_shape[-1]} (drop --num_classes to use the checkpoint's, or leave "
+                    "the logits out with --initialize_last_layer=false); ")
+    return ""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -110,3 +112,72 @@ def test_missing_checkpoints_name_the_path(tmp_path):
     (tmp_path / "bad.index").write_bytes(b"not a checkpoint")
     with pytest.raises(io.CheckpointError, match="not a readable checkpoint"):
         io.checkpoint_entries(str(tmp_path / "bad"))
+
+
+def _damage(data_file, how):
+    """Truncates `data_file` to half its size, or flips one bit in the middle."""
+    raw = bytearray(open(data_file, "rb").read())
+    if how == "truncated":
+        raw = raw[: len(raw) // 2]
+    else:
+        raw[len(raw) // 2] ^= 0x10
+    open(data_file, "wb").write(bytes(raw))
+
+
+@pytest.mark.parametrize("how, reason", [("truncated", "the data file is truncated"),
+                                         ("bit-flipped", "fail the stored CRC32C checksum")])
+def test_damaged_data_file_is_one_error_naming_file_and_variable(model, tmp_path, how, reason):
+    prefix = write_tf1_checkpoint(random_values(model, seed=3), tmp_path)
+    data_file = prefix + ".data-00000-of-00001"
+    _damage(data_file, how)
+    target = build_model(OPTIONS)
+    before = {n: v.numpy().copy() for n, v in io.variable_map(target).items()}
+    with pytest.raises(io.CheckpointError) as error:
+        io.restore_model(target, prefix)
+    message = str(error.value)
+    assert message.startswith(f"{data_file}: variable ") and reason in message, message
+    assert "\n" not in message
+    name = message.split("variable ")[1].split(" is damaged")[0]
+    assert name in io.variable_map(target)
+    for n, v in io.variable_map(target).items():  # nothing assigned
+        np.testing.assert_array_equal(v.numpy(), before[n])
+    with pytest.raises(io.CheckpointError, match=reason):
+        io.verify_checkpoint(prefix)
+
+
+def test_verify_reads_optimizer_slots_that_restore_model_skips(model, tmp_path):
+    # The slot is written last, so truncating the file's tail damages only the slot.
+    values = random_values(model)
+    slot = "zz_slot/Momentum"
+    prefix = write_tf1_checkpoint({**values, slot: np.ones((4096,), np.float32)}, tmp_path)
+    reader = tf.train.load_checkpoint(prefix)
+    data_file = prefix + ".data-00000-of-00001"
+    with open(data_file, "r+b") as f:
+        f.truncate(os.path.getsize(data_file) - 8)
+    assert reader.get_variable_to_shape_map()[slot] == [4096]
+    io.restore_model(build_model(OPTIONS), prefix)  # the model's tensors are intact
+    with pytest.raises(io.CheckpointError, match=f"variable {slot} is damaged"):
+        io.verify_checkpoint(prefix)
+
+
+def test_other_class_count_says_how_many_classes_the_checkpoint_has(model, tmp_path):
+    values = random_values(model, **{io.LOGITS_WEIGHTS: np.zeros((1, 1, 8, 6), np.float32),
+                                     io.LOGITS_BIASES: np.zeros((6,), np.float32)})
+    write_tf1_checkpoint(values, tmp_path)
+    with pytest.raises(io.CheckpointError,
+                       match="the checkpoint's logits have 6 classes, the model 5"):
+        io.restore_model(build_model(OPTIONS), str(tmp_path))
+
+
+def test_partial_save_paths_and_stale_temporaries(tmp_path):
+    prefix = str(tmp_path / "model.ckpt-7")
+    (tmp_path / "model.ckpt-7_temp").mkdir()
+    (tmp_path / "model.ckpt-7_temp" / "part-00000-of-00001.data-00000-of-00001").write_bytes(b"x")
+    for name in ("model.ckpt-7.index", "model.ckpt-7.data-00000-of-00001",
+                 "checkpoint.tmp1234", "model.ckpt-5.index", "checkpoint"):
+        (tmp_path / name).write_bytes(b"x")
+    assert io.stale_temporaries(str(tmp_path)) == [str(tmp_path / "checkpoint.tmp1234"),
+                                                   prefix + "_temp"]
+    removed = io.remove_paths(io.partial_save_paths(prefix))
+    assert len(removed) == 4
+    assert sorted(os.listdir(tmp_path)) == ["checkpoint", "model.ckpt-5.index"]

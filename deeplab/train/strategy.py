@@ -12,15 +12,53 @@ import os
 
 import tensorflow as tf
 
+_TF_CONFIG_EXAMPLE = ('{"cluster": {"worker": ["host1:port", "host2:port"]}, '
+                      '"task": {"type": "worker", "index": 0}}')
 
-def cluster_workers() -> int:
-    """Number of workers named in TF_CONFIG (0 without one)."""
+
+def _tf_config_error(problem: str) -> ValueError:
+    return ValueError(f"TF_CONFIG: {problem}; expected e.g. {_TF_CONFIG_EXAMPLE}")
+
+
+def read_tf_config() -> dict:
+    """TF_CONFIG checked for the shape tf.distribute reads ({} when unset).
+
+    cluster: {job name: ["host:port", ...]}; task: {"type": a job of the cluster, "index":
+    an int within that job}. ValueError naming what is wrong otherwise.
+    """
     try:
         config = json.loads(os.environ.get("TF_CONFIG") or "{}")
     except json.JSONDecodeError as exc:
-        raise ValueError(f"TF_CONFIG is not valid JSON: {exc}") from None
+        raise _tf_config_error(f"not valid JSON ({exc})") from None
+    if not isinstance(config, dict):
+        raise _tf_config_error(f"a JSON {type(config).__name__}, not an object")
     cluster = config.get("cluster", {})
-    return len(cluster.get("worker", [])) + len(cluster.get("chief", []))
+    if not isinstance(cluster, dict) or not all(
+            isinstance(hosts, list) and all(isinstance(h, str) for h in hosts)
+            for hosts in cluster.values()):
+        raise _tf_config_error(f"\"cluster\" is {json.dumps(cluster)}, not an object of "
+                               "host:port lists")
+    task = config.get("task")
+    if cluster and task is not None:
+        if not isinstance(task, dict) or task.get("type") not in cluster:
+            raise _tf_config_error(f"\"task\" is {json.dumps(task)}; its \"type\" must be one "
+                                   f"of the cluster's jobs {sorted(cluster)}")
+        index = task.get("index", 0)
+        if not isinstance(index, int) or not 0 <= index < len(cluster[task["type"]]):
+            raise _tf_config_error(f"\"task\" index {json.dumps(index)} is not one of the "
+                                   f"{len(cluster[task['type']])} {task['type']} entries")
+    return config
+
+
+def cluster_workers() -> int:
+    """Number of workers named in TF_CONFIG (0 without one); ValueError for a bad one."""
+    config = read_tf_config()
+    cluster = config.get("cluster", {})
+    workers = len(cluster.get("worker", [])) + len(cluster.get("chief", []))
+    if workers > 1 and not isinstance(config.get("task"), dict):
+        raise _tf_config_error("it names several workers but no \"task\" (this process's "
+                               "place among them)")
+    return workers
 
 
 def configure_local_devices(num_clones: int) -> list[str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import uuid
 
 from deeplab.model.options import ModelOptions
 
@@ -27,15 +28,29 @@ def _plain(value):
     return value
 
 
+def write_atomically(path: str, text: str) -> str:
+    """Writes `text` to `path` through a uniquely named temporary file beside it (created
+    exclusively, so a shared folder's stray or planted `*.tmp` is never written through),
+    then renames it into place; returns `path`."""
+    folder, name = os.path.split(path)
+    tmp = os.path.join(folder or ".", f".{name}.{uuid.uuid4().hex}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return path
+
+
 def save_run_options(logdir: str, **sections) -> str:
     """Writes the sections (dataclasses or dicts) atomically; returns the file path."""
     os.makedirs(logdir, exist_ok=True)
-    path = os.path.join(logdir, OPTIONS_FILE)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump({k: _plain(v) for k, v in sections.items()}, f, indent=2, sort_keys=True)
-    os.replace(tmp, path)
-    return path
+    text = json.dumps({k: _plain(v) for k, v in sections.items()}, indent=2, sort_keys=True)
+    return write_atomically(os.path.join(logdir, OPTIONS_FILE), text)
 
 
 def find_options_file(checkpoint_path: str) -> str | None:
@@ -79,11 +94,7 @@ def training_done(checkpoint_dir: str) -> bool:
 
 def mark_training_done(checkpoint_dir: str, note: str = "") -> str:
     """Writes the TRAINING_DONE marker (for the trainer, after its final checkpoint)."""
-    path = os.path.join(checkpoint_dir, TRAINING_DONE)
-    with open(path + ".tmp", "w") as f:
-        f.write(note)
-    os.replace(path + ".tmp", path)
-    return path
+    return write_atomically(os.path.join(checkpoint_dir, TRAINING_DONE), note)
 
 
 def clear_training_done(checkpoint_dir: str) -> None:
