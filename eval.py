@@ -33,6 +33,7 @@ from deeplab.flags import (
     resize_flag_values,
 )
 from deeplab.model.predict import InferenceOptions
+from deeplab.zoo import flags as zoo_flags
 
 FLAGS = flags.FLAGS
 # The original eval.py's flags (atrous_rates, output_stride, quantize_delay_step come with
@@ -51,6 +52,7 @@ define_resize_flags(FLAGS)
 flags.DEFINE_string("model", None,
                     "An exported model (deeplab.export) to evaluate instead of a checkpoint.")
 define_model_flags(FLAGS)
+zoo_flags.define_model_zoo_flag(FLAGS)
 define_checkpoint_source_flags(FLAGS)
 define_inference_flags(FLAGS)
 
@@ -109,6 +111,7 @@ def _evaluate(predictor, descriptor, input_options, outputs, step, info) -> None
 def main(argv):
     if len(argv) > 1:
         raise flags.ValidationError(f"unexpected arguments: {' '.join(argv[1:])}")
+    zoo_flags.resolve_checkpoint_flag(FLAGS, "checkpoint_dir")
     _check_flags()
     descriptor = entry.checkpoint_split(FLAGS, FLAGS.eval_split)
     inference = inference_options_from_flags(FLAGS)

@@ -29,6 +29,7 @@ from deeplab.export import exporter, onnx
 from deeplab.export.graph import ExportModule, ExportOptions
 from deeplab.flags import define_model_flags
 from deeplab.utils.run_options import load_model_options
+from deeplab.zoo import flags as zoo_flags
 
 EXPORT_OUTPUT_STRIDE = 8
 
@@ -57,6 +58,7 @@ flags.DEFINE_bool("tflite_quantize", False,
 flags.DEFINE_integer("onnx_opset", onnx.DEFAULT_OPSET, "ONNX opset for --format=onnx.")
 flags.DEFINE_bool("overwrite", False, "Replace an existing --export_path.")
 define_model_flags(FLAGS)
+zoo_flags.define_model_zoo_flag(FLAGS)
 FLAGS.set_default("output_stride", EXPORT_OUTPUT_STRIDE)
 FLAGS["output_stride"].help = (
     "Output stride of the exported network; defaults to 8 as the original's export, whatever "
@@ -95,6 +97,7 @@ def _validate_flags() -> None:
 def main(argv):
     if len(argv) > 1:
         raise flags.ValidationError(f"unexpected arguments: {' '.join(argv[1:])}")
+    zoo_flags.resolve_checkpoint_flag(FLAGS, "checkpoint_path")
     _validate_flags()
     tf.get_logger().setLevel(logging.ERROR)  # converters' deprecation chatter
     formats = exporter.parse_formats(FLAGS.format)

@@ -26,6 +26,7 @@ from deeplab.export.runners import load_exported_model
 from deeplab.flags import define_inference_flags, define_model_flags, inference_options_from_flags
 from deeplab.model.predict import Predictor
 from deeplab.utils.image_io import InputError, load_image, save_label_png
+from deeplab.zoo import flags as zoo_flags
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("checkpoint", None, "Checkpoint prefix or a directory holding one.")
@@ -35,6 +36,7 @@ flags.DEFINE_string("output_dir", None, "Where to write <stem>.png per input.")
 flags.DEFINE_integer("num_classes", None, "Classes; by default read from the checkpoint.")
 flags.DEFINE_boolean("save_probabilities", False, "Also write <stem>_probabilities.npy.")
 define_model_flags(FLAGS)
+zoo_flags.define_model_zoo_flag(FLAGS)
 define_inference_flags(FLAGS)
 
 
@@ -64,6 +66,7 @@ def _probability_function():
 
 
 def main(argv):
+    zoo_flags.resolve_checkpoint_flag(FLAGS, "checkpoint")
     inputs = argv[1:]
     if bool(FLAGS.checkpoint) == bool(FLAGS.model) or not FLAGS.output_dir:
         raise flags.ValidationError("give --output_dir and one of --checkpoint or --model")

@@ -25,6 +25,7 @@ from deeplab.flags import (
     resize_flag_values,
 )
 from deeplab.train.options import LEARNING_POLICIES, OPTIMIZERS, PRECISIONS, TrainOptions
+from deeplab.zoo import flags as zoo_flags
 
 FLAGS = flags.FLAGS
 _T = TrainOptions(train_logdir="")
@@ -131,6 +132,8 @@ def main(argv):
     if FLAGS.num_replicas != 1 or FLAGS.num_ps_tasks != 0:
         raise flags.ValidationError("--num_replicas/--num_ps_tasks are not supported: start "
                                     "one process per machine with TF_CONFIG instead")
+    zoo_flags.resolve_checkpoint_flag(FLAGS, "tf_initial_checkpoint", model_flags=True,
+                                      set_dataset=False)
     options = train_options()
     from deeplab.train.strategy import make_strategy  # splits the CPU before TF starts
 

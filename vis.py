@@ -32,6 +32,7 @@ from deeplab.flags import (
 from deeplab.utils.progress import Progress
 from deeplab.vis import colormap
 from deeplab.vis.visualizer import Visualizer
+from deeplab.zoo import flags as zoo_flags
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("vis_logdir", None, "Where to write the pictures.")
@@ -50,6 +51,7 @@ flags.DEFINE_integer("max_number_of_iterations", 0,
                      "(TRAINING_DONE in checkpoint_dir).")
 define_resize_flags(FLAGS)
 define_model_flags(FLAGS)
+zoo_flags.define_model_zoo_flag(FLAGS)
 define_checkpoint_source_flags(FLAGS)
 define_inference_flags(FLAGS)
 
@@ -97,6 +99,7 @@ def _visualize(predictor, descriptor, visualizer: Visualizer) -> int:
 def main(argv):
     if len(argv) > 1:
         raise flags.ValidationError(f"unexpected arguments: {' '.join(argv[1:])}")
+    zoo_flags.resolve_checkpoint_flag(FLAGS, "checkpoint_dir")
     _check_flags()
     descriptor = entry.checkpoint_split(FLAGS, FLAGS.vis_split)
     inference = inference_options_from_flags(FLAGS)

@@ -4,6 +4,7 @@ set -euo pipefail
 cur_path=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(dirname "$cur_path")
 PYTHON=${PYTHON:-python3}
+source "${cur_path}/env.sh"  # PYTHON with the package installed (.venv made on first use)
 
 data_path=""; ckpt_path=""; precision="fp32"; device_id=${ASCEND_DEVICE_ID:-0}
 extra_flags=()

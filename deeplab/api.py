@@ -1,0 +1,219 @@
+"""The Python API: one call from a name, a training run or an exported model to labels.
+
+    import deeplab
+    model = deeplab.load("xception65_coco_voc_trainaug")   # a model-zoo name (fetched once)
+    model = deeplab.load("runs/voc")                        # a training run / checkpoint
+    model = deeplab.load("exported/model.onnx")             # anything export_model.py wrote
+    labels = model.predict(image)                           # [H, W, 3] -> int32 [H, W]
+    probabilities = model.predict_proba(images, scales=(0.75, 1.0, 1.25), flip=True)
+
+Images are raw pixels 0..255, uint8 or float, one [H, W, 3] or a batch [B, H, W, 3] (or an
+image file path). `keras_model` is the plain Keras network (raw pixels in, logits at the
+decoder's stride out) for `fit` and `save`; `export(...)` writes deployable formats.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+
+class Segmenter:
+    """A loaded DeepLab model; see the module docstring.
+
+    Attributes: source (what was loaded), options (ModelOptions, None for exported models),
+    keras_model (None for exported models), dataset (descriptor name or None),
+    class_names (tuple, one per class, () when unknown), colormap (uint8 [N, 3] RGB).
+    """
+
+    def __init__(self, source: str, *, keras_model=None, options=None, exported=None,
+                 dataset: str | None = None, num_classes: int | None = None):
+        self.source = source
+        self.checkpoint = None  # the checkpoint path a keras_model was filled from
+        self.keras_model = keras_model
+        self.options = options
+        self._exported = exported
+        self.dataset = dataset
+        self.num_classes = num_classes or (options.num_classes if options else None)
+        self._predictors = {}
+
+    def __repr__(self) -> str:
+        kind = self._exported.format if self._exported else self.options.model_variant
+        return f"Segmenter({self.source!r}, {kind}, {self.num_classes} classes)"
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        from deeplab.data.descriptors import get_descriptor
+
+        try:
+            names = get_descriptor(self.dataset).class_names if self.dataset else ()
+        except ValueError:
+            return ()
+        return names if len(names) == self.num_classes or self.num_classes is None else ()
+
+    @property
+    def colormap(self) -> np.ndarray:
+        from deeplab.vis.colormap import create_colormap
+
+        try:
+            return create_colormap(self.dataset or "pascal")
+        except ValueError:
+            return create_colormap("pascal")
+
+    def _predictor(self, scales, flip, window, window_stride):
+        from deeplab.model.predict import InferenceOptions, Predictor
+
+        inference = InferenceOptions(scales=scales, flip=flip, window=window,
+                                     window_stride=window_stride)
+        if inference not in self._predictors:
+            self._predictors[inference] = Predictor(self.keras_model, self.options, inference)
+        return self._predictors[inference]
+
+    def predict_proba(self, images, scales=(1.0,), flip: bool = False, window=None,
+                      window_stride=None) -> np.ndarray:
+        """float32 class probabilities [B, H, W, C] ([H, W, C] for one image): the mean
+        softmax over `scales` and flips (window: sliding (h, w) windows, as eval.py)."""
+        batch, single = _as_batch(images)
+        if self._exported is not None:
+            if tuple(scales) != (1.0,) or flip or window:
+                raise ValueError(f"{self.source}: an exported model has its scales and flip "
+                                 "baked in at export; call predict without them")
+            out = self._exported(batch)
+        else:
+            predictor = self._predictor(tuple(scales), flip, window, window_stride)
+            out = np.concatenate([predictor.probabilities(image[None]).numpy()
+                                  for image in batch])
+        return out[0] if single else out
+
+    def predict(self, images, scales=(1.0,), flip: bool = False, window=None,
+                window_stride=None) -> np.ndarray:
+        """int32 labels [B, H, W] ([H, W] for one image): argmax of predict_proba."""
+        return self.predict_proba(images, scales, flip, window, window_stride).argmax(
+            -1).astype(np.int32)
+
+    def export(self, path: str, formats=("frozen",), crop_size=(513, 513), scales=(1.0,),
+               flip: bool = False, overwrite: bool = False, **kwargs) -> dict:
+        """Writes `formats` (frozen, saved_model, onnx, tflite or all) into the directory
+        `path`, each checked against the Keras model; returns the verification figures."""
+        from deeplab.export import exporter
+        from deeplab.export.graph import ExportModule, ExportOptions
+
+        if self.keras_model is None:
+            raise ValueError(f"{self.source}: already an exported model")
+        module = ExportModule(self.keras_model, self.options,
+                              ExportOptions(crop_size=crop_size, scales=scales, flip=flip))
+        return exporter.export(module, path, formats, overwrite=overwrite,
+                               info={"checkpoint": self.checkpoint or self.source}, **kwargs)
+
+
+def _as_batch(images) -> tuple[np.ndarray, bool]:
+    """(float32 or uint8 [B, H, W, 3], whether one image was given)."""
+    if isinstance(images, (str, os.PathLike)):
+        from deeplab.utils.image_io import load_image
+
+        images = load_image(os.fspath(images))
+    images = np.asarray(images)
+    single = images.ndim == 3
+    if single:
+        images = images[None]
+    if images.ndim != 4 or images.shape[-1] != 3:
+        raise ValueError(f"images must be [H, W, 3] or [B, H, W, 3], got {list(images.shape)}")
+    return images, single
+
+
+def _is_exported(path: str) -> bool:
+    """True for an exported model; a folder holding a checkpoint (a training run, a zoo
+    tarball's folder, which also holds a frozen graph) counts as a checkpoint."""
+    from deeplab.export.runners import detect_format
+
+    if os.path.exists(path + ".index") or (
+            os.path.isdir(path) and any(f.endswith(".index") for f in os.listdir(path))):
+        return False
+    try:
+        detect_format(path)
+    except ValueError:
+        return False
+    return True
+
+
+def _checkpoint_dataset(path: str) -> str | None:
+    from deeplab.utils.run_options import load_run_options
+
+    saved = load_run_options(path) or {}
+    return (saved.get("data") or {}).get("dataset") or (saved.get("zoo") or {}).get("dataset")
+
+
+def _load_checkpoint(path: str, options, num_classes, model_fields) -> Segmenter:
+    from deeplab.checkpoints.io import checkpoint_num_classes
+    from deeplab.entry import load_model
+    from deeplab.model.options import ModelOptions
+    from deeplab.utils.run_options import load_model_options
+
+    if options is None:
+        saved = load_model_options(path)
+        if saved is None and not model_fields:
+            raise ValueError(f"{path}: no options.json beside the checkpoint; pass the model "
+                             "options, e.g. deeplab.load(path, model_variant='xception_65', "
+                             "atrous_rates=(6, 12, 18), decoder_output_stride=4)")
+        values = saved.to_dict() if saved else {}
+        values.update(model_fields)
+        values["num_classes"] = num_classes or values.get("num_classes") or \
+            checkpoint_num_classes(path)
+        options = ModelOptions.from_dict(values)
+    segmenter = Segmenter(path, keras_model=load_model(options, path), options=options,
+                          dataset=_checkpoint_dataset(path))
+    segmenter.checkpoint = path
+    return segmenter
+
+
+def load(source: str, *, output_stride: int | None = None, num_classes: int | None = None,
+         options=None, verify: bool = True, **model_fields) -> Segmenter:
+    """A Segmenter for `source`: a model-zoo name (downloaded, verified and cached on first
+    use; see `python -m deeplab.zoo list`), a checkpoint (training logdir, directory or
+    prefix, ours or the original's), or an exported model (.pb, SavedModel, .onnx, .tflite,
+    or an export directory holding one).
+
+    output_stride / model_fields: override the saved or registry model options (atrous rates
+    follow the output stride for zoo names). options: a complete ModelOptions instead.
+    Raises ValueError subclasses naming the source and the fix.
+    """
+    from deeplab.zoo import registry
+
+    source = os.fspath(source)
+    if registry.is_zoo_name(source):
+        from deeplab.zoo.cache import ensure
+
+        entry = registry.get_entry(source)
+        if entry.kind != "segmentation":
+            raise registry.ZooError(f"{source}: a {entry.backbone} backbone checkpoint (no "
+                                    "segmentation head); train from it with train.py "
+                                    f"--tf_initial_checkpoint={source}")
+        folder = ensure(entry, verify=verify)
+        if options is None:
+            options = entry.model_options(output_stride, **model_fields)
+            if num_classes:
+                options = options.replace(num_classes=num_classes)
+        segmenter = _load_checkpoint(folder, options, None, {})
+        segmenter.source, segmenter.dataset = source, entry.dataset
+        return segmenter
+    if not os.path.exists(source) and not os.path.exists(source + ".index"):
+        raise FileNotFoundError(f"{source}: no such checkpoint, exported model or model-zoo "
+                                "name (python -m deeplab.zoo list)")
+    if _is_exported(source):
+        from deeplab.export.runners import load_exported_model
+
+        exported = load_exported_model(source)
+        dataset = None
+        info = os.path.join(source if os.path.isdir(source) else os.path.dirname(source),
+                            "export_info.json")
+        if os.path.isfile(info):
+            import json
+
+            with open(info) as f:
+                checkpoint = json.load(f).get("checkpoint")
+            dataset = _checkpoint_dataset(checkpoint) if checkpoint else None
+        return Segmenter(source, exported=exported, dataset=dataset)
+    if output_stride:
+        model_fields["output_stride"] = output_stride
+    return _load_checkpoint(source, options, num_classes, model_fields)

@@ -1,0 +1,90 @@
+"""deeplab.load: a zoo name (tarball in the cache), a checkpoint folder and an exported model
+give the frozen graph's labels; keras_model trains and saves; export round-trips."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import keras
+import numpy as np
+import pytest
+
+import deeplab
+from deeplab.zoo import cache, testing
+from deeplab.zoo.verify import FrozenGraphRunner, probe_images
+
+
+@pytest.fixture(scope="module")
+def zoo_name(tmp_path_factory, tarballs):
+    """A registry name whose tarball sits in a private cache's downloads (no network); the
+    first test to load it extracts and verifies it, the others hit the cache."""
+    tmp_path = tmp_path_factory.mktemp("api_zoo")
+    entry = testing.zoo_entry("tiny_api", size=os.path.getsize(tarballs["good"]))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DEEPLAB_HOME", str(tmp_path / "home"))
+        patch.delenv("DEEPLAB_ZOO_URL", raising=False)
+        patch.setenv("DEEPLAB_ZOO_REGISTRY",
+                     testing.write_registry(str(tmp_path / "zoo.json"), [entry]))
+        os.makedirs(os.path.dirname(cache.tarball_path(entry)))
+        shutil.copy(tarballs["good"], cache.tarball_path(entry))
+        yield entry.name
+
+
+@pytest.fixture(scope="module")
+def image():
+    return probe_images(*testing.CROP, count=1, seed=0)[0]  # two classes here
+
+
+def _graph_labels(folder, image):
+    return FrozenGraphRunner(os.path.join(folder, "frozen_inference_graph.pb"))(image)[0]
+
+
+def test_load_zoo_name_gives_the_frozen_graph_labels(zoo_name, image, tmp_path):
+    model = deeplab.load(zoo_name)
+    folder = cache.model_dir(testing.zoo_entry(zoo_name))
+    expected = _graph_labels(folder, image)
+    labels = model.predict(image)
+    assert labels.shape == image.shape[:2] and labels.dtype == np.int32
+    np.testing.assert_array_equal(labels, expected)
+    assert len(np.unique(expected)) > 1  # a meaningful comparison, not one class everywhere
+    probabilities = model.predict_proba(image[None], scales=(0.75, 1.0), flip=True)
+    assert probabilities.shape == (1, *image.shape[:2], testing.NUM_CLASSES)
+    np.testing.assert_allclose(probabilities.sum(-1), 1.0, atol=1e-5)
+    assert model.class_names[0] == "background" and len(model.class_names) == 6
+    assert model.colormap.shape[1] == 3 and model.colormap.dtype == np.uint8
+    # the cached folder is a checkpoint folder with options.json, as a training run's
+    again = deeplab.load(folder)
+    np.testing.assert_array_equal(again.predict(image), expected)
+    assert again.class_names == model.class_names
+
+
+def test_keras_model_fits_and_saves(zoo_name, tmp_path):
+    net = deeplab.load(zoo_name).keras_model
+    assert isinstance(net, keras.Model)
+    net.compile(optimizer="sgd",
+                loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    images = np.random.RandomState(0).uniform(0, 255, (2, 33, 33, 3)).astype(np.float32)
+    labels = np.zeros((2, *net(images[:1]).shape[1:3]), np.int32)
+    history = net.fit(images, labels, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    net.save(str(tmp_path / "net.keras"))
+    assert os.path.getsize(tmp_path / "net.keras") > 100_000
+
+
+def test_export_then_load_the_exported_model(zoo_name, image, tmp_path):
+    model = deeplab.load(zoo_name)
+    model.export(str(tmp_path / "exported"), formats=("frozen",), crop_size=testing.CROP,
+                 log=lambda *a: None)
+    exported = deeplab.load(str(tmp_path / "exported" / "frozen_inference_graph.pb"))
+    np.testing.assert_array_equal(exported.predict(image), model.predict(image))
+    assert exported.keras_model is None and exported.class_names == model.class_names
+    with pytest.raises(ValueError, match="baked in"):
+        exported.predict(image, flip=True)
+
+
+def test_load_refuses_unknown_sources_and_backbones(zoo_home):
+    with pytest.raises(FileNotFoundError, match="no such checkpoint, exported model or"):
+        deeplab.load("no/such/thing")
+    with pytest.raises(ValueError, match="--tf_initial_checkpoint=xception_65_imagenet"):
+        deeplab.load("xception_65_imagenet")
