@@ -13,7 +13,8 @@ import tensorflow as tf
 
 from deeplab.checkpoints.io import variable_map
 from deeplab.model import mobilenet_v2
-from deeplab.model.deeplab import build_model
+from deeplab.model.backbone_spec import OUTPUT
+from deeplab.model.deeplab import backbone_norm, build_model
 from deeplab.model.options import ModelOptions
 
 # Depthwise dilation of expanded_conv .. expanded_conv_16 per output stride: once the
@@ -35,8 +36,8 @@ EXPAND_05 = [None, 48, 72, 72, 96, 96, 96, 192, 192, 192, 192, 288, 288, 288, 48
 
 def _backbone(options: ModelOptions, size: int | None = None) -> keras.Model:
     images = keras.Input((size, size, 3))
-    features, low_level = mobilenet_v2.build(images, options)
-    return keras.Model(images, [features, low_level])
+    out = mobilenet_v2.build(images, options, backbone_norm(options))
+    return keras.Model(images, [out[OUTPUT], out[4]])
 
 
 def _layer(model: keras.Model, scope: str) -> keras.layers.Layer:

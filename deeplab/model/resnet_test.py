@@ -8,7 +8,8 @@ import pytest
 
 from deeplab.checkpoints.io import variable_map
 from deeplab.model import resnet
-from deeplab.model.deeplab import build_model
+from deeplab.model.backbone_spec import OUTPUT
+from deeplab.model.deeplab import backbone_norm, build_model
 from deeplab.model.options import ModelOptions
 
 # Keras' ResNet50 (include_top=False) holds 23,587,712 parameters, 26,560 of them conv
@@ -45,8 +46,8 @@ def _backbone(variant: str, output_stride: int = 16, multi_grid=None, size=None)
     options = ModelOptions(model_variant=variant, output_stride=output_stride,
                            multi_grid=multi_grid)
     images = keras.Input(shape=(size, size, 3))
-    features, low_level = resnet.build(images, options)
-    return keras.Model(images, [features, low_level])
+    out = resnet.build(images, options, backbone_norm(options))
+    return keras.Model(images, [out[OUTPUT], out[4]])
 
 
 def _ceil_halvings(size: int, times: int) -> int:
@@ -146,5 +147,5 @@ def test_low_level_is_block1_unit2_conv3_and_bn_settings():
     low_level = model.outputs[1]
     producer = low_level._keras_history.operation
     assert producer.name == "resnet_v1_50.block1.unit_2.bottleneck_v1.conv3.BatchNorm"
-    assert producer.epsilon == pytest.approx(1e-5)
+    assert producer.epsilon == pytest.approx(1.001e-5)  # 1e-5, raised as TF1's fused kernel does
     assert producer.momentum == pytest.approx(0.95)
