@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import sys
 
 from absl import flags
 
@@ -25,6 +26,7 @@ from deeplab.flags import (
     resize_flag_values,
 )
 from deeplab.train.options import LEARNING_POLICIES, OPTIMIZERS, PRECISIONS, TrainOptions
+from deeplab.utils.signals import exit_status
 from deeplab.zoo import flags as zoo_flags
 
 FLAGS = flags.FLAGS
@@ -107,20 +109,19 @@ def train_options() -> TrainOptions:
 
 def data_options(model_options):
     """DataOptions for --dataset / --dataset_dir (the built-in dataset when unset)."""
-    from deeplab.data.descriptors import load_descriptor
     from deeplab.data.pipeline import InputOptions
     from deeplab.model.backbones import mean_pixel
     from deeplab.train.trainer import DataOptions
 
     dataset_dir = entry.resolve_dataset_dir(FLAGS.dataset, FLAGS.dataset_dir)
-    descriptor = load_descriptor(dataset_dir, FLAGS.dataset)
+    descriptor = entry.dataset_descriptor(FLAGS.dataset, dataset_dir, FLAGS["dataset"].present > 0)
     input_options = InputOptions(
         crop_size=pair_flag(FLAGS, "train_crop_size"),
         min_scale_factor=FLAGS.min_scale_factor, max_scale_factor=FLAGS.max_scale_factor,
         scale_factor_step_size=FLAGS.scale_factor_step_size,
         **resize_flag_values(FLAGS), ignore_label=descriptor.ignore_label,
         mean_pixel=mean_pixel(model_options["model_variant"]))
-    return DataOptions(FLAGS.dataset, dataset_dir, FLAGS.train_split, descriptor.num_classes,
+    return DataOptions(descriptor.name, dataset_dir, FLAGS.train_split, descriptor.num_classes,
                        descriptor.ignore_label, input_options), descriptor
 
 
@@ -149,9 +150,14 @@ def main(argv):
     model_options = model_options_from_flags(
         FLAGS, descriptor.num_classes, crop_size=data.input.crop_size,
         sync_batch_norm=FLAGS.sync_batch_norm)
+    entry.check_crop_size("train_crop_size", data.input.crop_size, model_options.output_stride)
     logging.info("training %s on %s/%s with %d replica(s)", model_options.model_variant,
                  data.dataset_dir, data.train_split, strategy.num_replicas_in_sync)
     result = train(model_options, options, data, strategy)
+    if result.stopped:  # SIGTERM / Ctrl-C: the step in progress finished and was saved
+        print(f"stopped by {result.stopped} at step {result.step}: saved {result.checkpoint}; "
+              "run the same command to resume")
+        sys.exit(exit_status(result.signum))
     if result.seconds_per_step == 0.0:
         print(f"final step {result.step}: already trained, no step run; "
               f"checkpoint {result.checkpoint}")

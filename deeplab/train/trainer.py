@@ -5,7 +5,15 @@
 Writes into train_logdir: `options.json` (model, train and data options), checkpoints
 `model.ckpt-<step>` (the newest keep_checkpoint_max), TensorBoard events, and `TRAINING_DONE`
 when the last step is saved. A run started again with the same logdir resumes at the newest
-checkpoint with the same schedule (the step is the optimizer's iteration count).
+intact checkpoint with the same schedule (the step is the optimizer's iteration count).
+
+Nothing is lost on a stop: SIGTERM or Ctrl-C ends the step in progress, saves it and returns
+(`TrainResult.stopped` names the signal). A save that fails (full disk) removes its partial
+files and raises CheckpointError; the previous checkpoint stays usable. Temporary files of
+saves that a killed run left behind are removed at the next start. On resume every tensor of
+the chosen checkpoint, optimizer slots included, is read and checksummed first; a damaged
+newest checkpoint is reported and the newest intact one is used, and the run's files
+(options.json, TRAINING_DONE) are only touched after that choice.
 """
 
 from __future__ import annotations
@@ -21,7 +29,17 @@ import time
 import keras
 import tensorflow as tf
 
-from deeplab.checkpoints.io import LAST_LAYER_SCOPES, model_checkpoint, restore_model
+from deeplab.checkpoints.io import (
+    LAST_LAYER_SCOPES,
+    CheckpointError,
+    describe_failure,
+    model_checkpoint,
+    partial_save_paths,
+    remove_paths,
+    restore_model,
+    stale_temporaries,
+    verify_checkpoint,
+)
 from deeplab.data.pipeline import InputOptions, make_dataset
 from deeplab.model.deeplab import build_model
 from deeplab.model.layers import tf1_scope
@@ -38,6 +56,7 @@ from deeplab.utils.run_options import (
     mark_training_done,
     save_run_options,
 )
+from deeplab.utils.signals import StopRequests
 
 CHECKPOINT_NAME = "model.ckpt"
 POLICIES = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
@@ -62,6 +81,8 @@ class TrainResult:
     images_per_second: float
     seconds_per_step: float
     checkpoint: str | None
+    stopped: str = ""  # the signal that stopped the run early ("SIGTERM", "SIGINT"), or ""
+    signum: int | None = None
 
 
 class TrainingDiverged(ValueError):
@@ -130,6 +151,7 @@ class Trainer:
             self.checkpoint, self._checkpoint_dir(), max_to_keep=options.keep_checkpoint_max,
             checkpoint_name=CHECKPOINT_NAME, step_counter=self.optimizer.iterations)
         self.multipliers = gradient_multipliers(self.model, options)
+        self._saved = (None, None)  # (step, path) of the last checkpoint written
 
     @property
     def step(self) -> int:
@@ -141,12 +163,36 @@ class Trainer:
             return self.options.train_logdir
         return os.path.join(self.options.train_logdir, f".worker{worker_id(self.strategy)}")
 
+    def intact_checkpoint(self) -> str | None:
+        """The newest checkpoint of train_logdir whose every tensor reads back intact.
+
+        Damaged ones are logged as warnings naming the file; CheckpointError when there are
+        checkpoints but none is intact. None for a new run.
+        """
+        damaged = []
+        for prefix in reversed(self.manager.checkpoints):
+            try:
+                verify_checkpoint(prefix)
+            except CheckpointError as exc:
+                logging.warning("%s; resuming from an older checkpoint", exc)
+                damaged.append(str(exc))
+                continue
+            return prefix
+        if damaged:
+            raise CheckpointError(f"{self._checkpoint_dir()}: every checkpoint is damaged "
+                                  f"({damaged[0]}); move them away to train anew")
+        return None
+
     def restore(self) -> None:
         """Resumes from train_logdir, else starts from tf_initial_checkpoint, else from init."""
-        latest = self.manager.latest_checkpoint
+        latest = self.intact_checkpoint()
         if latest:
-            self.checkpoint.restore(latest).expect_partial()
+            try:
+                self.checkpoint.restore(latest).expect_partial()
+            except (tf.errors.OpError, ValueError, IndexError) as exc:
+                raise CheckpointError(f"{latest}: cannot resume from it ({exc})") from None
             logging.info("resumed from %s at step %d", latest, self.step)
+            self._saved = (self.step, latest)
             return
         if self.options.tf_initial_checkpoint:
             exclude = ()
@@ -157,10 +203,28 @@ class Trainer:
                                    exclude_scopes=exclude, allow_missing=True)
             logging.info("initialised from %s", report.summary())
 
+    def remove_stale_temporaries(self) -> None:
+        """Removes the `*_temp/` folders and state temporaries of saves a dead run left."""
+        for path in remove_paths(stale_temporaries(self._checkpoint_dir())):
+            logging.info("removed %s, left by an interrupted checkpoint save", path)
+
     def save(self) -> str:
-        path = self.manager.save(checkpoint_number=self.step)
+        """Writes `model.ckpt-<step>` (once per step); see the module docstring on failures."""
+        step = self.step
+        if self._saved[0] == step:
+            return self._saved[1]
+        prefix = os.path.join(self._checkpoint_dir(), f"{CHECKPOINT_NAME}-{step}")
+        try:
+            path = self.manager.save(checkpoint_number=step)
+        except (tf.errors.OpError, OSError) as exc:
+            remove_paths(partial_save_paths(prefix))
+            raise CheckpointError(
+                f"{prefix}: saving step {step} failed ({describe_failure(exc)}); its partial "
+                f"files are removed, the last good checkpoint is "
+                f"{self.manager.latest_checkpoint or 'none'}") from None
         if not self.chief:
             shutil.rmtree(self._checkpoint_dir(), ignore_errors=True)
+        self._saved = (step, path)
         return path
 
     def dataset(self):
@@ -225,10 +289,11 @@ class Trainer:
     def run(self) -> TrainResult:
         """Trains to training_number_of_steps; see the module docstring for what it writes."""
         o = self.options
+        self.remove_stale_temporaries()
+        self.restore()  # decides which checkpoint to resume before the run's files change
         if self.chief:
             save_run_options(o.train_logdir, model=self.model_options, train=o, data=self.data)
             clear_training_done(o.train_logdir)
-        self.restore()
         start_step = self.step
         if start_step >= o.training_number_of_steps:
             logging.info("already at step %d of %d", start_step, o.training_number_of_steps)
@@ -239,39 +304,48 @@ class Trainer:
         iterator = iter(self.dataset())
         writer = SummaryWriter(o.train_logdir if self.chief else None, self.data, o)
         monitor = _Monitor(o, start_step)
-        last_save = time.monotonic()
         values = {}
-        try:
-            while self.step < o.training_number_of_steps:
-                values = {k: float(v) for k, v in step_fn(iterator).items()}
-                step = self.step
-                if not math.isfinite(values["total_loss"]):
-                    raise TrainingDiverged(
-                        f"the loss became {values['total_loss']} at step {step}; the last "
-                        f"good checkpoint is {self.manager.latest_checkpoint or 'none'} "
-                        f"(try a lower --base_learning_rate)")
-                lr = float(self.optimizer.learning_rate)
-                monitor.update(step, values, lr)
-                if step % o.log_steps == 0 or step == o.training_number_of_steps:
-                    writer.scalars(step, {**values, "learning_rate": lr,
-                                          "images_per_second": monitor.images_per_second})
-                writer.maybe_images(step, self.model)
-                due_steps = o.save_interval_steps and step % o.save_interval_steps == 0
-                if due_steps or time.monotonic() - last_save >= o.save_interval_secs:
-                    self.save()
-                    last_save = time.monotonic()
-        except KeyboardInterrupt:
-            logging.warning("interrupted: saving step %d", self.step)
-            self.save()
-            raise
-        finally:
-            monitor.close()
-            writer.close()
-        checkpoint = self.save()
+        with StopRequests() as stop:
+            try:
+                values = self._loop(step_fn, iterator, writer, monitor, stop)
+            finally:
+                monitor.close()
+                writer.close()
+            checkpoint = self.save()  # also on a stop request: nothing is lost
+        if stop.requested and self.step < o.training_number_of_steps:
+            logging.warning("%s: saved step %d in %s", stop.name, self.step, checkpoint)
+            return TrainResult(self.step, values.get("total_loss", float("nan")),
+                               monitor.images_per_second, monitor.seconds_per_step, checkpoint,
+                               stop.name, stop.signum)
         if self.chief:
             mark_training_done(o.train_logdir, f"{self.step}\n")
         return TrainResult(self.step, values.get("total_loss", float("nan")),
                            monitor.images_per_second, monitor.seconds_per_step, checkpoint)
+
+    def _loop(self, step_fn, iterator, writer, monitor, stop) -> dict:
+        """Steps until training_number_of_steps or a stop request; returns the last values."""
+        o = self.options
+        last_save = time.monotonic()
+        values = {}
+        while self.step < o.training_number_of_steps and not stop.requested:
+            values = {k: float(v) for k, v in step_fn(iterator).items()}
+            step = self.step
+            if not math.isfinite(values["total_loss"]):
+                raise TrainingDiverged(
+                    f"the loss became {values['total_loss']} at step {step}; the last "
+                    f"good checkpoint is {self.manager.latest_checkpoint or 'none'} "
+                    f"(try a lower --base_learning_rate)")
+            lr = float(self.optimizer.learning_rate)
+            monitor.update(step, values, lr)
+            if step % o.log_steps == 0 or step == o.training_number_of_steps:
+                writer.scalars(step, {**values, "learning_rate": lr,
+                                      "images_per_second": monitor.images_per_second})
+            writer.maybe_images(step, self.model)
+            due_steps = o.save_interval_steps and step % o.save_interval_steps == 0
+            if due_steps or time.monotonic() - last_save >= o.save_interval_secs:
+                self.save()
+                last_save = time.monotonic()
+        return values
 
 
 class _Monitor:

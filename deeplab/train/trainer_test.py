@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
+import signal
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from datasets.synthetic import write_synthetic_dataset
-from deeplab.checkpoints.io import variable_map
+from deeplab.checkpoints.io import CheckpointError, restore_model, variable_map
 from deeplab.data.pipeline import InputOptions
+from deeplab.model.deeplab import build_model
 from deeplab.model.options import ModelOptions
 from deeplab.train.options import TrainOptions
 from deeplab.train.schedules import DeepLabSchedule
@@ -126,3 +129,98 @@ def test_xla_compiles_the_replica_step(data, tmp_path):
     result = train(MODEL, options(tmp_path, training_number_of_steps=1, xla=True), data,
                    strategy())
     assert result.step == 1 and np.isfinite(result.loss)
+
+
+def _indexes(logdir):
+    return sorted(f for f in os.listdir(logdir) if f.endswith(".index"))
+
+
+def test_sigterm_saves_the_current_step_and_the_next_run_resumes_there(data, tmp_path):
+    trainer = Trainer(MODEL, options(tmp_path, training_number_of_steps=50), data, strategy())
+    make_step_fn = trainer.make_step_fn
+
+    def terminating_step_fn():
+        step_fn = make_step_fn()
+
+        def step(iterator):
+            values = step_fn(iterator)
+            if trainer.step == 2:
+                os.kill(os.getpid(), signal.SIGTERM)  # as a job scheduler would
+            return values
+        return step
+
+    trainer.make_step_fn = terminating_step_fn
+    result = trainer.run()
+    assert (result.step, result.stopped, result.signum) == (2, "SIGTERM", signal.SIGTERM)
+    assert result.checkpoint.endswith("model.ckpt-2") and _indexes(tmp_path) == [
+        "model.ckpt-2.index"]
+    assert not os.path.exists(tmp_path / TRAINING_DONE)
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # handler given back
+    again = Trainer(MODEL, options(tmp_path, training_number_of_steps=50), data, strategy())
+    again.restore()
+    assert again.step == 2
+
+
+def test_final_step_on_save_interval_is_written_once(data, tmp_path):
+    trainer = Trainer(MODEL, options(tmp_path, training_number_of_steps=2,
+                                     save_interval_steps=1), data, strategy())
+    saves = []
+    manager_save = trainer.manager.save
+    trainer.manager.save = lambda **kw: saves.append(kw) or manager_save(**kw)
+    assert trainer.run().checkpoint.endswith("model.ckpt-2")
+    assert [kw["checkpoint_number"] for kw in saves] == [1, 2]
+
+
+def test_failed_save_is_one_line_removes_partial_files_keeps_last_good(data, tmp_path):
+    trainer = Trainer(MODEL, options(tmp_path, training_number_of_steps=1), data, strategy())
+    good = trainer.run().checkpoint
+    trainer = Trainer(MODEL, options(tmp_path, training_number_of_steps=2), data, strategy())
+
+    def full_disk(checkpoint_number):
+        partial = tmp_path / f"model.ckpt-{checkpoint_number}_temp"
+        partial.mkdir()
+        (partial / "part-00000-of-00001.data-00000-of-00001.tempstate1").write_bytes(b"x" * 99)
+        raise tf.errors.ResourceExhaustedError(
+            None, None, f"{partial}/part-00000-of-00001.data; No space left on device")
+
+    trainer.manager.save = full_disk
+    with pytest.raises(CheckpointError) as error:
+        trainer.run()
+    assert str(error.value) == (
+        f"{tmp_path}/model.ckpt-2: saving step 2 failed (No space left on device); its partial "
+        f"files are removed, the last good checkpoint is {good}")
+    assert not os.path.exists(tmp_path / "model.ckpt-2_temp")
+    assert _indexes(tmp_path) == ["model.ckpt-1.index"]
+    restore_model(build_model(MODEL), good)
+
+
+def test_damaged_newest_checkpoint_resumes_from_the_newest_intact_one(data, tmp_path, caplog):
+    trainer = Trainer(MODEL, options(tmp_path, training_number_of_steps=2,
+                                     save_interval_steps=1), data, strategy())
+    trainer.run()
+    options_json = (tmp_path / "options.json").read_text()
+    newest = tmp_path / "model.ckpt-2.data-00000-of-00001"
+    with open(newest, "r+b") as f:
+        f.truncate(os.path.getsize(newest) // 2)
+    (tmp_path / "model.ckpt-3_temp").mkdir()  # a save killed part-way
+    again = Trainer(MODEL, options(tmp_path, training_number_of_steps=3), data, strategy())
+    with caplog.at_level(logging.WARNING):
+        again.restore()
+    assert again.step == 1
+    assert f"{newest}: variable " in caplog.text and "is damaged" in caplog.text
+    assert (tmp_path / "options.json").read_text() == options_json
+    assert os.path.isfile(tmp_path / TRAINING_DONE)  # untouched until a checkpoint is chosen
+    assert again.run().step == 3
+    assert not os.path.exists(tmp_path / "model.ckpt-3_temp")
+
+
+def test_every_checkpoint_damaged_is_an_error_that_leaves_the_run_alone(first_run, data,
+                                                                       tmp_path):
+    logdir = _copy(first_run, tmp_path)
+    (logdir / "model.ckpt-3.data-00000-of-00001").write_bytes(b"")
+    before = (logdir / "options.json").read_text()
+    trainer = Trainer(MODEL, options(logdir, training_number_of_steps=5), data, strategy())
+    with pytest.raises(CheckpointError, match="every checkpoint is damaged"):
+        trainer.run()
+    assert (logdir / "options.json").read_text() == before
+    assert os.path.isfile(logdir / TRAINING_DONE)
