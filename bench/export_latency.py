@@ -55,16 +55,29 @@ def _time(run, image, repeats: int) -> tuple[float, float]:
     return float(np.median(times)), float(np.min(times))
 
 
-def bench_variant(name: str, repeats: int, workdir: str) -> list[tuple]:
-    """Rows (variant, runtime, median ms, min ms) for one model."""
-    options = VARIANTS[name].replace(crop_size=(SIZE, SIZE))
+def export_variant(name: str, path: str, formats, calibration=None) -> ExportModule:
+    """Exports `formats` of a random-weight (BatchNorm calibrated) `name` model at
+    SIZE x SIZE into the directory `path` (verified as any export); returns its module."""
+    options = VARIANTS[name]
     model = build_model(options)
     calibrate_batch_norm(model)
     module = ExportModule(model, options, ExportOptions((SIZE, SIZE)))
+    exporter.export(module, path, formats, calibration=calibration, log=lambda line: None)
+    return module
+
+
+def runner(artefact: str, threads: int | None = None):
+    """uint8 [1, H, W, 3] -> probabilities, for an exported artefact path."""
+    kwargs = {"num_threads": threads or os.cpu_count()} if artefact.endswith(".tflite") else {}
+    return load_exported_model(artefact, **kwargs)
+
+
+def bench_variant(name: str, repeats: int, workdir: str) -> list[tuple]:
+    """Rows (variant, runtime, median ms, min ms) for one model."""
     path = os.path.join(workdir, name)
     # No dynamic-range TFLite: with random weights xception65's quantised labels agree with
     # Keras on only ~86% of pixels, below verification's limit (small decision margins).
-    exporter.export(module, path, ["frozen", "onnx", "tflite"])
+    module = export_variant(name, path, ["frozen", "onnx", "tflite"])
     image = np.random.default_rng(0).integers(0, 256, (1, SIZE, SIZE, 3)).astype(np.uint8)
     keras_fn = tf.function(lambda x: module.outputs(x)["probabilities"])
     rows = []
@@ -72,8 +85,7 @@ def bench_variant(name: str, repeats: int, workdir: str) -> list[tuple]:
         if artefact is None:
             run = lambda x: keras_fn(tf.constant(x)).numpy()
         else:
-            kwargs = {"num_threads": os.cpu_count()} if artefact.endswith(".tflite") else {}
-            run = load_exported_model(os.path.join(path, artefact), **kwargs)
+            run = runner(os.path.join(path, artefact))
         rows.append((name, runtime, *_time(run, image, repeats)))
         print(f"{name:13s} {runtime:24s} {rows[-1][2]:9.1f} ms", flush=True)
     return rows

@@ -80,8 +80,8 @@ def count_macs(model, input_hw) -> int:
     return int(total)
 
 
-def _time(fn, image, warmup: int, runs: int) -> tuple[float, float, float]:
-    """(first call s, median s, min s) of fn(image).numpy()."""
+def _time(fn, image, warmup: int, runs: int, all_times: bool = False) -> tuple:
+    """(first call s, median s, min s[, every timed run s]) of fn(image).numpy()."""
     import numpy as np
 
     start = time.perf_counter()
@@ -94,7 +94,8 @@ def _time(fn, image, warmup: int, runs: int) -> tuple[float, float, float]:
         start = time.perf_counter()
         fn(image).numpy()
         times.append(time.perf_counter() - start)
-    return first, float(np.median(times)), float(np.min(times))
+    result = first, float(np.median(times)), float(np.min(times))
+    return (*result, times) if all_times else result
 
 
 def matmul_gflops(dtype: str, n: int = 2048, runs: int = 10) -> float:
@@ -102,6 +103,24 @@ def matmul_gflops(dtype: str, n: int = 2048, runs: int = 10) -> float:
     from gemm import gemm_gflops
 
     return gemm_gflops((n, n), (n, n), False, False, dtype, runs)
+
+
+def time_forward(name: str, precision: str, runs: int, warmup: int,
+                 compile_name: str = "graph") -> dict:
+    """One configuration in this process: {first, median, min (s), times, macs} of
+    `name`'s forward at SIZE x SIZE, batch 1 (see the module docstring)."""
+    import numpy as np
+    import tensorflow as tf
+
+    from deeplab.train.trainer import build_training_model
+
+    model = build_training_model(_variants()[name], precision)
+    image = tf.constant(np.random.default_rng(0).uniform(0, 255, (1, SIZE, SIZE, 3)),
+                        tf.float32)
+    fn = tf.function(lambda x: model(x, training=False), jit_compile=COMPILES[compile_name])
+    first, median, best, times = _time(fn, image, warmup, runs, all_times=True)
+    return {"first": first, "median": median, "min": best, "times": times,
+            "macs": count_macs(model, (SIZE, SIZE))}
 
 
 def onednn_enabled() -> bool:

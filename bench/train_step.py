@@ -83,7 +83,7 @@ def run_child(args) -> dict:
     precision, _, xla = args.child.partition("+")
     model_options = ModelOptions(model_variant="xception_65", atrous_rates=(6, 12, 18),
                                  output_stride=16, decoder_output_stride=4,
-                                 num_classes=NUM_CLASSES, crop_size=(SIZE, SIZE))
+                                 num_classes=NUM_CLASSES)
     strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
     with tempfile.TemporaryDirectory() as workdir:
         dataset_dir = os.path.join(workdir, "data")

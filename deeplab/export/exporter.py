@@ -5,9 +5,11 @@ Layout of export_path (each file only when its format is asked for):
   saved_model/                 saved_model (serving_default + serving_bytes signatures)
   model.onnx                   onnx
   model.tflite                 tflite (float32)
-  model_dynamic_range.tflite   tflite with tflite_quantize
+  model_dynamic_range.tflite   tflite_dynamic_range (int8 weights; or tflite + tflite_quantize)
+  model_int8.tflite            tflite_int8 (full-integer, calibrated; needs calibration images)
   export_info.json             model and export options, verification figures
 
+The formats and their files are the registry `deeplab.export.formats.REGISTRY`.
 Everything is written into a hidden staging directory beside export_path and renamed into
 place only after every artefact has passed verification, so a failed export leaves nothing.
 """
@@ -20,25 +22,23 @@ import os
 import shutil
 import tempfile
 
-from deeplab.export import frozen, onnx, saved_model, tflite, verify
+import tensorflow as tf
+
+from deeplab.export import formats, frozen, onnx, verify
 from deeplab.export.errors import ExportError
 from deeplab.export.graph import ExportModule
 from deeplab.export.runners import load_exported_model
 
-FORMATS = ("frozen", "saved_model", "onnx", "tflite")
 INFO_FILE = "export_info.json"
+# The formats of --format=all; the full list (and every format's file) is the registry,
+# deeplab.export.formats.REGISTRY.
+FORMATS = formats.default_names()
 
 
 def parse_formats(values) -> tuple[str, ...]:
-    """Format names (comma lists allowed, "all" for every one) -> ordered unique tuple."""
-    names = [v.strip().lower() for value in values for v in str(value).split(",") if v.strip()]
-    if "all" in names:
-        return FORMATS
-    unknown = sorted(set(names) - set(FORMATS))
-    if unknown or not names:
-        raise ExportError(f"unknown --format {', '.join(unknown) or '(empty)'}: choose from "
-                          f"{', '.join(FORMATS)} or all (several as --format=frozen,onnx)")
-    return tuple(f for f in FORMATS if f in names)
+    """Format names (comma lists allowed, "all" for every default one) -> ordered unique
+    tuple; ExportError for an unknown name (see `deeplab.export.formats.parse`)."""
+    return formats.parse(values)
 
 
 def check_destination(export_path: str, overwrite: bool) -> None:
@@ -61,44 +61,39 @@ def _short(exc: Exception, limit: int = 600) -> str:
     return f"{type(exc).__name__}: {text[:limit]}"
 
 
-def _write_format(fmt: str, module, frozen_function, staging: str, options: dict) -> list:
-    """Writes one format; returns [(artefact path, verify.Tolerance)]."""
-    join = lambda name: os.path.join(staging, name)
-    if fmt == "frozen":
-        return [(frozen.write_frozen_graph(frozen_function, join(frozen.FILE_NAME)), verify.FLOAT)]
-    if fmt == "saved_model":
-        return [(saved_model.write_saved_model(module, join(saved_model.DIR_NAME)), verify.FLOAT)]
-    if fmt == "onnx":
-        path = onnx.write_onnx(frozen_function, join(onnx.FILE_NAME), options["onnx_opset"])
-        return [(path, verify.FLOAT)]
-    written = [(tflite.write_tflite(frozen_function, join(tflite.FILE_NAME)), verify.FLOAT)]
-    if options["tflite_quantize"]:
-        written.append((tflite.write_tflite(frozen_function, join(tflite.QUANTIZED_FILE_NAME),
-                                            quantize=True), verify.QUANTIZED))
-    return written
-
-
-def _write_and_verify(module: ExportModule, staging: str, export_path: str, formats,
-                      options: dict, log) -> dict:
+def _write_and_verify(source: formats.WriteSource, staging: str, export_path: str, names,
+                      log, evaluate=None) -> dict:
     """Writes every format into `staging`, verifying each artefact; returns the figures."""
-    reference = verify.Reference(module)
-    frozen_function = frozen.freeze(module) if set(formats) - {"saved_model"} else None
-    figures = {}
-    for fmt in formats:
+    reference = verify.Reference(source.module)
+    figures, keras_miou = {}, None
+    for name in names:
+        fmt = formats.get(name)
+        path = os.path.join(staging, fmt.file_name)
         try:
-            written = _write_format(fmt, module, frozen_function, staging, options)
+            fmt.write(source, path)
         except ExportError:
             raise
         except Exception as exc:  # noqa: BLE001 - converters raise many types
-            logging.debug("%s conversion failed", fmt, exc_info=True)
-            raise ExportError(f"--format={fmt}: conversion failed ({_short(exc)})") from None
-        for path, tolerance in written:
-            name = os.path.relpath(path, staging)
-            report = reference.compare(load_exported_model(path),
-                                       os.path.join(export_path, name), tolerance)
-            log(f"verified {report.line()}")
-            figures[name] = verify.check(report).to_dict()
+            logging.debug("%s conversion failed", name, exc_info=True)
+            raise ExportError(f"--format={name}: conversion failed ({_short(exc)})") from None
+        model, where = load_exported_model(path), os.path.join(export_path, fmt.file_name)
+        report = reference.compare(model, where, fmt.tolerance)
+        log(f"verified {report.line()}")
+        figures[fmt.file_name] = verify.check(report).to_dict()
+        if evaluate is not None and fmt.tolerance.max_miou_drop is not None:
+            if keras_miou is None:
+                keras_miou = evaluate(_keras_probabilities(source.module))
+            miou = verify.check_miou(where, keras_miou, evaluate(model), fmt.tolerance)
+            log(f"evaluated {where}: mIoU {miou['miou']:.2f}% (Keras {miou['keras_miou']:.2f}%, "
+                f"drop {miou['miou_drop']:.2f} points, limit {fmt.tolerance.max_miou_drop:g})")
+            figures[fmt.file_name].update(miou)
     return figures
+
+
+def _keras_probabilities(module: ExportModule):
+    """uint8 [1, H, W, 3] -> float32 numpy probabilities through the Keras model."""
+    function = tf.function(module.outputs)
+    return lambda image: function(tf.constant(image))["probabilities"].numpy()
 
 
 def _publish(staging: str, export_path: str) -> None:
@@ -119,27 +114,39 @@ def _publish(staging: str, export_path: str) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def export(module: ExportModule, export_path: str, formats, overwrite: bool = False,
+def export(module: ExportModule, export_path: str, names, overwrite: bool = False,
            tflite_quantize: bool = False, onnx_opset: int = onnx.DEFAULT_OPSET,
-           info: dict | None = None, log=print) -> dict:
-    """Writes `formats` of `module` into the directory export_path; see the module docstring.
+           info: dict | None = None, log=print, calibration=None, evaluate=None) -> dict:
+    """Writes the formats `names` of `module` into the directory export_path; see the
+    module docstring.
 
-    info: extra entries for export_info.json (e.g. the checkpoint path). Returns the
-    verification figures {artefact name: {...}}. Raises ExportError (export_path untouched)
-    when the destination is taken, a converter fails or an artefact disagrees with Keras.
+    tflite_quantize: with "tflite", also write "tflite_dynamic_range" (the former flag).
+    calibration: uint8 [1, H, W, 3] images for formats that quantise activations
+    (tflite_int8); required by them. evaluate: optional fn(run) -> mIoU in 0..1 of `run`
+    (uint8 [1, H, W, 3] -> probabilities) on an evaluation split; formats whose tolerance
+    has max_miou_drop are then evaluated against the Keras model. info: extra entries for
+    export_info.json (e.g. the checkpoint path). Returns the verification figures
+    {artefact name: {...}}. Raises ExportError (export_path untouched) when the destination
+    is taken, a format is unknown, a package or the calibration images are missing, a
+    converter fails, an artefact disagrees with Keras or loses too much mIoU.
     """
-    formats = parse_formats(formats)
+    names = parse_formats(names)
+    if tflite_quantize and "tflite" in names:
+        names = parse_formats([*names, "tflite_dynamic_range"])
     check_destination(export_path, overwrite)
-    if "onnx" in formats:
-        onnx.require_onnx_packages()
+    formats.require_packages(names)
+    for name in names:
+        if formats.get(name).needs_calibration and not calibration:
+            raise ExportError(f"--format={name} quantises activations and needs calibration "
+                              "images: pass --calibration_split (and --dataset_dir)")
     parent = os.path.dirname(os.path.abspath(export_path))
     os.makedirs(parent, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=f".{os.path.basename(export_path)}.partial-", dir=parent)
     try:
         os.chmod(staging, 0o755)
-        options = {"tflite_quantize": tflite_quantize, "onnx_opset": onnx_opset}
-        figures = _write_and_verify(module, staging, export_path, formats, options, log)
-        _write_info(staging, module, formats, figures, info)
+        source = formats.WriteSource(module, onnx_opset, calibration)
+        figures = _write_and_verify(source, staging, export_path, names, log, evaluate)
+        _write_info(staging, module, names, figures, info)
         check_destination(export_path, overwrite)  # still free after the long conversion?
         _publish(staging, export_path)
     except BaseException:
@@ -148,9 +155,9 @@ def export(module: ExportModule, export_path: str, formats, overwrite: bool = Fa
     return figures
 
 
-def _write_info(staging: str, module: ExportModule, formats, figures: dict,
+def _write_info(staging: str, module: ExportModule, names, figures: dict,
                 info: dict | None) -> None:
-    content = {"formats": list(formats), "model": module.options.to_dict(),
+    content = {"formats": list(names), "model": module.options.to_dict(),
                "export": module.export.to_dict(), "verification": figures, **(info or {})}
     with open(os.path.join(staging, INFO_FILE), "w") as f:
         json.dump(content, f, indent=2, sort_keys=True)

@@ -25,6 +25,7 @@ import dataclasses
 import keras
 import tensorflow as tf
 
+from deeplab.model import conv
 from deeplab.model.backbones import mean_pixel
 from deeplab.model.layers import resize_bilinear_align_corners
 from deeplab.model.options import ModelOptions
@@ -65,12 +66,17 @@ class ExportOptions:
 def fit_size(size, crop_size):
     """int32 [2]: `size` (int32 [2]) shrunk to fit inside `crop_size`, aspect ratio kept.
 
-    Sizes that already fit are returned unchanged; each side is at least 1.
+    Sizes that already fit are returned unchanged; each side is at least 1. Integer
+    arithmetic only (the limiting side becomes the crop's, the other is rounded half up),
+    so quantising converters (TFLite int8) leave the shape computation exact.
     """
-    size_f = tf.cast(size, tf.float32)
-    crop = tf.constant(crop_size, tf.float32)
-    scale = tf.minimum(1.0, tf.reduce_min(crop / size_f))
-    fitted = tf.cast(tf.round(size_f * scale), tf.int32)
+    height, width = size[0], size[1]
+    crop_h, crop_w = crop_size
+    fits = (height <= crop_h) & (width <= crop_w)
+    by_height = tf.stack([tf.constant(crop_h), (2 * width * crop_h + height) // (2 * height)])
+    by_width = tf.stack([(2 * height * crop_w + width) // (2 * width), tf.constant(crop_w)])
+    fitted = tf.where(fits, size, tf.where(crop_h * width <= crop_w * height, by_height,
+                                           by_width))
     return tf.clip_by_value(fitted, 1, tf.constant(crop_size, tf.int32))
 
 
@@ -113,6 +119,11 @@ class ExportModule(tf.Module):
 
     `outputs(images)`: images uint8 [B, H, W, 3] -> {"probabilities": float32 [B, H, W, C],
     "labels": int32 [B, H, W]}.
+
+    Every BatchNorm that follows a convolution is folded into that convolution's weights
+    once, here (`deeplab.model.conv.bake_batch_norm`, from the weights the model holds now),
+    and the traced functions read those folded weights: no per-call multiply in any format.
+    `folded` holds them as non-trainable variables (so a SavedModel stores them once).
     """
 
     def __init__(self, model: keras.Model, options: ModelOptions, export: ExportOptions):
@@ -121,9 +132,13 @@ class ExportModule(tf.Module):
         self.options = options
         self.export = export
         self.num_classes = options.num_classes
+        self.folded = {name: (tf.Variable(kernel, trainable=False, name=f"{name}_kernel"),
+                              tf.Variable(bias, trainable=False, name=f"{name}_bias"))
+                       for name, (kernel, bias) in conv.bake_batch_norm(model).items()}
 
     def outputs(self, images) -> dict:
-        probabilities = export_probabilities(self.model, self.options, self.export, images)
+        with conv.baked(self.model, self.folded):
+            probabilities = export_probabilities(self.model, self.options, self.export, images)
         return {"probabilities": probabilities, "labels": labels_from(probabilities)}
 
     def function(self, batch: int | None = None, height: int | None = None,

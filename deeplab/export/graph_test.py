@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from deeplab.export.frozen import freeze
 from deeplab.export.graph import (
     ExportModule,
     ExportOptions,
@@ -13,7 +14,7 @@ from deeplab.export.graph import (
     fit_size,
     mean_pixel,
 )
-from deeplab.export.testing import TINY_OPTIONS, tiny_model
+from deeplab.export.testing import TINY_OPTIONS, tiny_folded_model, tiny_model
 from deeplab.model.layers import resize_bilinear_align_corners
 from deeplab.model.predict import Predictor, logits_stride, multi_scale_probabilities
 
@@ -79,3 +80,31 @@ def test_bad_export_options_name_the_flag():
         ExportOptions((513,))
     with pytest.raises(ValueError, match="inference_scales"):
         ExportOptions(scales=(0.0,))
+
+
+def _filter_sources(graph_def):
+    """{conv node name: op of the node feeding its filter (input 1)} of a GraphDef."""
+    ops = {node.name: node for node in graph_def.node}
+    sources = {}
+    for node in graph_def.node:
+        if node.op in ("Conv2D", "DepthwiseConv2dNative", "MatMul", "_FusedConv2D"):
+            source = ops[node.input[1].split(":")[0].lstrip("^")]
+            while source.op in ("Identity", "Reshape"):
+                source = ops[source.input[0].split(":")[0]]
+            sources[node.name] = source.op
+    return sources
+
+
+def test_batch_norm_is_folded_into_constant_weights_and_keeps_the_function():
+    model = tiny_folded_model()
+    module = ExportModule(model, TINY_OPTIONS, ExportOptions(CROP))
+    assert len(module.folded) == 3
+    image = _image(40, 50)
+    baked = module.outputs(tf.constant(image))["probabilities"].numpy()
+    per_call = export_probabilities(model, TINY_OPTIONS, module.export, image).numpy()
+    assert per_call.std() > 0.05  # labels vary: the comparison means something
+    np.testing.assert_allclose(baked, per_call, atol=2e-6)
+    graph_def = freeze(module).graph.as_graph_def()
+    sources = _filter_sources(graph_def)
+    assert len(sources) == 3
+    assert set(sources.values()) == {"Const"}, sources  # no per-call kernel x scale multiply

@@ -18,11 +18,12 @@ FILE_NAME = "model.onnx"
 DEFAULT_OPSET = 17
 INPUT = f"{INPUT_NAME}:0"
 OUTPUTS = (f"{LABELS_NAME}:0", f"{PROBABILITIES_NAME}:0")
+PACKAGES = ("tf2onnx", "onnxruntime")
 
 
 def require_onnx_packages() -> None:
     """Raises ExportError naming the missing package(s) and the pip command."""
-    missing = [name for name in ("tf2onnx", "onnxruntime")
+    missing = [name for name in PACKAGES
                if importlib.util.find_spec(name) is None]
     if missing:
         raise ExportError(f"--format=onnx needs {' and '.join(missing)}: "

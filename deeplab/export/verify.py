@@ -30,6 +30,9 @@ class Tolerance:
     max_abs_diff: float = 0.05
     mean_abs_diff: float = 1e-4
     min_label_agreement: float = 0.999
+    # Largest mIoU drop (percentage points) against the Keras model on an evaluation split,
+    # checked when export is given one; None: not evaluated (float formats).
+    max_miou_drop: float | None = None
 
 
 FLOAT = Tolerance()
@@ -118,6 +121,19 @@ class Reference:
             pixels += expected[..., 0].size
         mean = total / (pixels * self.probabilities[0].shape[-1])
         return Report(path, max(diffs), mean, agree / pixels, pixels, finite, tolerance)
+
+
+def check_miou(path: str, keras_miou: float, miou: float, tolerance: Tolerance) -> dict:
+    """{"keras_miou", "miou", "miou_drop"} in percent; ExportError when the drop exceeds
+    tolerance.max_miou_drop."""
+    drop = 100 * (keras_miou - miou)
+    figures = {"keras_miou": 100 * keras_miou, "miou": 100 * miou, "miou_drop": drop}
+    if tolerance.max_miou_drop is not None and not drop <= tolerance.max_miou_drop:
+        raise ExportError(f"{path}: mIoU {100 * miou:.2f}% against the Keras model's "
+                          f"{100 * keras_miou:.2f}% on the evaluation split, a drop of "
+                          f"{drop:.2f} points (limit {tolerance.max_miou_drop:g}); nothing "
+                          "was exported")
+    return figures
 
 
 def check(report: Report) -> Report:

@@ -19,15 +19,23 @@
   layer (Xception's strided shortcuts): fusing that pattern fails, and the remapper then
   leaves the whole graph unfused.
 
+- **Baked at export.** `bake_batch_norm(model)` computes every linked pair's folded kernel
+  and bias once (numpy, float32) and `baked(model, weights)` makes the convolutions use them
+  while an export is traced: the exported graph holds the folded weights, with no multiply
+  per call and nothing left for grappler to fold (it refuses constants over 10 MB, such as
+  Xception's 1536 -> 2048 pointwise kernel).
+
 The classes keep Keras' class names and weights, so checkpoints, `count_macs` and the weight
 decay (both keyed on the class) treat them as Keras' own.
 """
 
 from __future__ import annotations
 
+import contextlib
 import weakref
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from deeplab.model.sync_batch_norm import BatchNormalization
@@ -46,10 +54,56 @@ def fold_batch_norm(conv: keras.layers.Layer, norm: keras.layers.Layer) -> None:
     norm._folded_into = weakref.ref(conv)
 
 
+def _folded_pairs(model: keras.Model):
+    """[(conv, norm)] of every convolution in `model` linked to a BatchNorm."""
+    pairs = []
+    for layer in model._flatten_layers(include_self=False):
+        norm = layer._folded_norm() if isinstance(layer, _FoldsBatchNorm) and \
+            layer._folded_norm is not None else None
+        if norm is not None:
+            pairs.append((layer, norm))
+    return pairs
+
+
+def bake_batch_norm(model: keras.Model) -> dict:
+    """{conv layer name: (kernel, bias)} float32 numpy with the linked BatchNorm's moving
+    statistics folded in, as `_kernel_and_bias` computes them per call (same float32 ops)."""
+    weights = {}
+    for conv, norm in _folded_pairs(model):
+        if conv.name in weights:
+            raise ValueError(f"two convolutions named {conv.name!r}: cannot bake by name")
+        scale, offset = (t.numpy() for t in norm.moving_scale_offset())
+        kernel = np.asarray(conv.kernel.numpy(), np.float32)
+        output_axes = 2 if isinstance(conv, keras.layers.DepthwiseConv2D) else 1
+        rank = kernel.ndim
+        shape = [1] * (rank - output_axes) + list(kernel.shape[rank - output_axes:])
+        if conv.use_bias:
+            offset = offset + np.asarray(conv.bias.numpy(), np.float32) * scale
+        weights[conv.name] = (kernel * scale.reshape(shape), offset)
+    return weights
+
+
+@contextlib.contextmanager
+def baked(model: keras.Model, weights: dict):
+    """While active, the linked convolutions of `model` use `weights` (from
+    `bake_batch_norm`; numpy arrays, or variables holding them) instead of folding per call
+    whenever their BatchNorm uses moving statistics. Meant for tracing an export."""
+    pairs = [(conv, weights[conv.name]) for conv, _ in _folded_pairs(model)
+             if conv.name in weights]
+    for conv, kernel_bias in pairs:
+        conv._baked = kernel_bias
+    try:
+        yield
+    finally:
+        for conv, _ in pairs:
+            conv._baked = None
+
+
 class _FoldsBatchNorm:
     """Kernel and bias of a convolution with its linked BatchNorm folded in (when in use)."""
 
     _folded_norm = None
+    _baked = None  # (kernel, bias) tensors while `baked` is active
 
     def _norm_to_fold(self, training):
         norm = self._folded_norm() if self._folded_norm is not None else None
@@ -67,6 +121,9 @@ class _FoldsBatchNorm:
         norm = self._norm_to_fold(training)
         if norm is None:
             return self.kernel, bias
+        if self._baked is not None:
+            return (tf.cast(self._baked[0], self.compute_dtype),
+                    tf.cast(self._baked[1], self.compute_dtype))
         scale, offset = norm.moving_scale_offset()  # float32 [C_out]
         rank = len(self.kernel.shape)
         shape = [1] * (rank - output_axes) + list(self.kernel.shape[rank - output_axes:])

@@ -1,0 +1,306 @@
+"""Ours against the PyTorch peer, side by side in one run: the source of every performance
+figure in the README.
+
+  python bench/compare.py [--rounds=3] [--threads=2] [--rows=forward,train,export]
+      [--runs=3] [--steps=3] [--peer_python=PYTHON]
+
+Rows (Xception-65 DeepLabv3+, output stride 16, 21 classes):
+  forward b1 fp32 / bf16    ours: bench/forward.py `time_forward` (Keras model, 513x513);
+                            peer: bench/peer_torch.py (smp DeepLabV3Plus + timm xception65,
+                            512x512, channels_last, bf16 by torch.autocast)
+  train step b2 fp32 / bf16 ours: bench/train_step.py `run_child` (Trainer.make_step_fn,
+                            crop 513); peer: bench/peer_torch.py --task=train (SGD step, 512)
+  export rows               our exported model at 513x513 (bench/export_latency.py
+                            `export_variant`, verified like every export) run by its own
+                            runtime, against our Keras fp32 forward of the same round:
+                            frozen graph (TF Session), SavedModel, ONNX Runtime, TFLite int8.
+
+Every measurement runs in its own process (so peak RSS, VmHWM, is its own), alternating ours
+and the peer's (the order flips every round), for --rounds rounds, each process with
+--threads threads (TF intra-op, torch.set_num_threads, ONNX Runtime and TFLite threads).
+A process reports the median of its timed runs; the table gives, per row, the median over
+rounds and the range [min, max] of the rounds, peak RSS, GFLOP/s = 2 x multiply-adds / s
+(training: 3 x the forward's multiply-adds x batch, forward plus two backward products), and
+the ratios ours / reference of the medians of this run. The peer runs in --peer_python
+(default: this interpreter; install the `bench` extra: pip install -e .[bench]).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+
+BENCH = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(BENCH))
+sys.path.insert(0, BENCH)
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+RESULT_PREFIX = "RESULT "
+FORWARD = {"forward b1 fp32": "fp32", "forward b1 bf16": "bf16"}
+TRAIN = {"train step b2 fp32": "fp32", "train step b2 bf16": "bf16"}
+EXPORTS = {"exported frozen graph fp32": "frozen", "exported SavedModel fp32": "saved_model",
+           "ONNX Runtime fp32": "onnx", "TFLite int8": "tflite_int8"}
+KERAS_FP32 = "forward b1 fp32"
+CALIBRATION_IMAGES = 4
+
+
+def _args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rows", default="forward,train,export",
+                        help="comma-separated groups: forward, train, export")
+    parser.add_argument("--runs", type=int, default=3, help="timed forward runs per process")
+    parser.add_argument("--steps", type=int, default=3, help="timed train steps per process")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed calls first (>= 1)")
+    parser.add_argument("--batch_size", type=int, default=2)
+    parser.add_argument("--peer_python", default=sys.executable,
+                        help="Python with torch, timm and segmentation-models-pytorch")
+    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--workdir", default=None, help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def _limit_tf_threads(threads: int) -> None:
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(threads)
+
+
+def _export_dir(workdir: str) -> str:
+    return os.path.join(workdir, "xception65")
+
+
+def _child(args) -> dict:
+    """Runs one measurement (`--child=kind:what`) in this process."""
+    kind, _, what = args.child.partition(":")
+    _limit_tf_threads(args.threads)
+    from train_step import peak_rss_bytes
+
+    if kind == "forward":
+        from forward import time_forward
+
+        result = time_forward("xception65", what, args.runs, args.warmup)
+    elif kind == "train":
+        from train_step import run_child
+
+        result = run_child(argparse.Namespace(child=what, batch_size=args.batch_size,
+                                              steps=args.steps, warmup=args.warmup,
+                                              data="random"))
+    elif kind == "prepare":
+        return _prepare(args)
+    else:
+        result = _time_export(args, what)
+    return {**result, "peak_rss": peak_rss_bytes()}
+
+
+def _prepare(args) -> dict:
+    """Exports xception65 into the workdir (not timed): the float formats through export
+    (verified, as any export); TFLite int8 through its registered writer, its verification
+    figures returned rather than enforced (random weights leave small label margins)."""
+    import numpy as np
+    from export_latency import SIZE, export_variant
+
+    from deeplab.export import formats, verify
+
+    rng = np.random.default_rng(1)
+    calibration = [rng.integers(0, 256, (1, SIZE, SIZE, 3), dtype=np.uint8)
+                   for _ in range(CALIBRATION_IMAGES)]
+    floats = [fmt for fmt in EXPORTS.values() if not formats.get(fmt).needs_calibration]
+    module = export_variant("xception65", _export_dir(args.workdir), floats)
+    figures = {}
+    for name in set(EXPORTS.values()) - set(floats):
+        fmt = formats.get(name)
+        path = os.path.join(_export_dir(args.workdir), fmt.file_name)
+        fmt.write(formats.WriteSource(module, calibration=calibration), path)
+        report = verify.Reference(module).compare(fmt.load(path), path, fmt.tolerance)
+        print(f"not enforced: {report.line()}", file=sys.stderr, flush=True)
+        figures[name] = report.to_dict()
+    return {"median": 0.0, "verification": figures}
+
+
+def _time_export(args, fmt: str) -> dict:
+    import time
+
+    import numpy as np
+    from export_latency import SIZE, runner
+
+    from deeplab.export import formats
+
+    model = runner(os.path.join(_export_dir(args.workdir), formats.get(fmt).file_name),
+                   args.threads)
+    image = np.random.default_rng(0).integers(0, 256, (1, SIZE, SIZE, 3), dtype=np.uint8)
+    for _ in range(args.warmup):
+        model(image)
+    times = []
+    for _ in range(args.runs):
+        start = time.perf_counter()
+        model(image)
+        times.append(time.perf_counter() - start)
+    return {"median": statistics.median(times), "min": min(times), "times": times}
+
+
+def _run(command: list[str], label: str) -> dict | None:
+    proc = subprocess.run(command, capture_output=True, text=True)
+    for line in proc.stdout.splitlines():
+        if line.startswith(RESULT_PREFIX):
+            return json.loads(line[len(RESULT_PREFIX):])
+    lines = [line for line in proc.stderr.splitlines() if "Error" in line] or \
+        proc.stderr.splitlines() or ["?"]
+    print(f"{label}: failed (exit {proc.returncode}): {lines[-1][:300]}", flush=True)
+    return None
+
+
+def _ours(args, child: str) -> list[str]:
+    return [sys.executable, os.path.abspath(__file__), f"--child={child}",
+            f"--threads={args.threads}", f"--runs={args.runs}", f"--steps={args.steps}",
+            f"--warmup={args.warmup}", f"--batch_size={args.batch_size}",
+            f"--workdir={args.workdir}"]
+
+
+def _peer(args, task: str, precision: str) -> list[str]:
+    runs = args.runs if task == "forward" else args.steps
+    return [args.peer_python, os.path.join(BENCH, "peer_torch.py"), f"--task={task}",
+            f"--precision={precision}", f"--threads={args.threads}", f"--runs={runs}",
+            f"--warmup={args.warmup}", f"--batch_size={args.batch_size}"]
+
+
+def _jobs(args) -> list[tuple[str, str, list[str]]]:
+    """(row, "ours" or "peer", command) in the order of one round."""
+    groups, jobs = args.rows.split(","), []
+    if "forward" in groups or "export" in groups:
+        for row, precision in FORWARD.items():
+            if "forward" in groups or row == KERAS_FP32:
+                jobs.append((row, "ours", _ours(args, f"forward:{precision}")))
+            if "forward" in groups:
+                jobs.append((row, "peer", _peer(args, "forward", precision)))
+    if "train" in groups:
+        for row, precision in TRAIN.items():
+            jobs += [(row, "ours", _ours(args, f"train:{precision}")),
+                     (row, "peer", _peer(args, "train", precision))]
+    if "export" in groups:
+        jobs += [(row, "ours", _ours(args, f"export:{fmt}")) for row, fmt in EXPORTS.items()]
+    return jobs
+
+
+def _round_order(jobs, round_index: int):
+    """Flips ours/peer within each row on odd rounds."""
+    if round_index % 2 == 0:
+        return jobs
+    flipped = list(jobs)
+    for i in range(len(flipped) - 1):
+        a, b = flipped[i], flipped[i + 1]
+        if a[0] == b[0] and a[1] == "ours" and b[1] == "peer":
+            flipped[i], flipped[i + 1] = b, a
+    return flipped
+
+
+def _summary(results: list[dict]) -> dict | None:
+    if not results:
+        return None
+    medians = [r["median"] for r in results]
+    return {"median": statistics.median(medians), "low": min(medians), "high": max(medians),
+            "peak_rss": max(r["peak_rss"] for r in results),
+            "macs": results[0].get("macs"), "rounds": len(results)}
+
+
+def _gflops(summary, row: str, batch: int, forward_macs) -> str:
+    macs = (summary or {}).get("macs") or forward_macs
+    if not summary or not macs:
+        return "-"
+    work = 3 * macs * batch if row in TRAIN else macs
+    return f"{2 * work / summary['median'] / 1e9:.0f}"
+
+
+def _cell(summary) -> str:
+    if not summary:
+        return "-"
+    return f"{summary['median']:.3f} [{summary['low']:.3f}, {summary['high']:.3f}]"
+
+
+def _rss(summary) -> str:
+    return f"{summary['peak_rss'] / 1e9:.2f}" if summary else "-"
+
+
+def print_table(collected: dict, args) -> None:
+    """collected: {(row, system): [result per round]}; prints the markdown table."""
+    ours_forward = _summary(collected.get((KERAS_FP32, "ours"), []))
+    forward_macs = ours_forward and ours_forward["macs"]
+    print("| row | ours s median [round range] | ours peak RSS GB | ours GFLOP/s | reference | "
+          "reference s median [range] | reference peak RSS GB | reference GFLOP/s | "
+          "time ours/ref | memory ours/ref |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    rows = dict.fromkeys(row for row, _ in collected)
+    for row in rows:
+        ours = _summary(collected.get((row, "ours"), []))
+        if row in EXPORTS:
+            name, ref = "our Keras forward fp32", ours_forward
+        else:
+            name, ref = "PyTorch peer", _summary(collected.get((row, "peer"), []))
+        batch = args.batch_size if row in TRAIN else 1
+        time_ratio = f"{ours['median'] / ref['median']:.2f}" if ours and ref else "-"
+        memory = (f"{ours['peak_rss'] / ref['peak_rss']:.2f}"
+                  if ours and ref and row not in EXPORTS else "-")
+        print(f"| {row} | {_cell(ours)} | {_rss(ours)} | "
+              f"{_gflops(ours, row, batch, forward_macs)} | {name} | "
+              f"{_cell(ref) if row not in EXPORTS else 'same run'} | "
+              f"{_rss(ref) if row not in EXPORTS else '-'} | "
+              f"{_gflops(ref, row, batch, None) if row not in EXPORTS else '-'} | "
+              f"{time_ratio} | {memory} |")
+
+
+def _header(args) -> str:
+    import tensorflow as tf
+
+    peer = subprocess.run([args.peer_python, "-c", "import torch, timm, "
+                           "segmentation_models_pytorch as s; print(f'torch {torch.__version__}"
+                           ", timm {timm.__version__}, smp {s.__version__}')"],
+                          capture_output=True, text=True).stdout.strip() or "peer missing"
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
+                if line.startswith("model name")), platform.machine())
+    return (f"{cpu}, {os.cpu_count()} CPUs; TF {tf.__version__}, {peer}; Python "
+            f"{platform.python_version()}; {args.threads} threads per process, "
+            f"{args.rounds} rounds; load average {os.getloadavg()[0]:.2f}")
+
+
+def main(argv=None) -> None:
+    args = _args(argv)
+    if args.child:
+        print(RESULT_PREFIX + json.dumps(_child(args)), flush=True)
+        return
+    print(_header(args), flush=True)
+    with tempfile.TemporaryDirectory(prefix="deeplab-compare-") as workdir:
+        args.workdir = workdir
+        if "export" in args.rows.split(","):
+            print("exporting xception65 (frozen, SavedModel, ONNX, TFLite int8) ...", flush=True)
+            prepared = _run(_ours(args, "prepare:"), "export")
+            if prepared is None:
+                args.rows = ",".join(g for g in args.rows.split(",") if g != "export")
+            for name, figures in prepared.get("verification", {}).items() if prepared else ():
+                print(f"{name} against Keras (random weights, not enforced): labels agree on "
+                      f"{100 * figures['label_agreement']:.2f}% of {figures['pixels']} pixels, "
+                      f"mean |p difference| {figures['mean_abs_diff']:.2e}", flush=True)
+        collected: dict = {}
+        jobs = _jobs(args)
+        for index in range(args.rounds):
+            for row, system, command in _round_order(jobs, index):
+                result = _run(command, f"round {index + 1} {row} {system}")
+                if result is not None:
+                    collected.setdefault((row, system), []).append(result)
+                    print(f"round {index + 1}  {row:28s} {system:4s} median "
+                          f"{result['median']:.3f} s  peak RSS {result['peak_rss'] / 1e9:.2f} GB",
+                          flush=True)
+    print(f"\nXception-65 DeepLabv3+ OS16; ours 513x513, peer 512x512; {_header(args)}; "
+          f"load average at the end {os.getloadavg()[0]:.2f}\n")
+    print_table(collected, args)
+
+
+if __name__ == "__main__":
+    main()
