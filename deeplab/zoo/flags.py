@@ -64,6 +64,19 @@ def apply_model_flags(fv: flags.FlagValues, entry: ZooEntry) -> None:
             flag.value = _flag_value(flag, value)
 
 
+def rescale_atrous_rates(fv: flags.FlagValues, entry: ZooEntry) -> None:
+    """--output_stride given without --atrous_rates: the registry's rates at that stride (as
+    given flags, so they override the saved options)."""
+    if "output_stride" not in fv or not fv["output_stride"].present \
+            or fv["atrous_rates"].present or not entry.model.get("atrous_rates"):
+        return
+    rates = entry.model_fields(fv.output_stride)["atrous_rates"]
+    fv["atrous_rates"].value = rates
+    fv["atrous_rates"].present = 1
+    logging.warning("--output_stride=%d: %s's atrous rates %s become %s", fv.output_stride,
+                    entry.name, entry.model["atrous_rates"], rates)
+
+
 def resolve_checkpoint_flag(fv: flags.FlagValues, path_flag: str,
                             model_flags: bool = False, set_dataset: bool = True) -> str | None:
     """If --model_zoo or --<path_flag> names a zoo checkpoint: fetch it, point --<path_flag>
@@ -83,6 +96,7 @@ def resolve_checkpoint_flag(fv: flags.FlagValues, path_flag: str,
     fv[path_flag].value = ensure(entry, log=lambda text: print(text, file=sys.stderr))
     if model_flags:
         apply_model_flags(fv, entry)
+    rescale_atrous_rates(fv, entry)
     if set_dataset and entry.dataset and "dataset" in fv and not fv["dataset"].present:
         fv["dataset"].value = entry.dataset
     return name

@@ -42,6 +42,21 @@ def test_registry_fills_the_model_flags_not_given(caplog):
     assert "--output_stride=8 overrides xception65_coco_voc_trainaug's 16" in caplog.text
 
 
+def test_output_stride_given_rescales_the_registry_atrous_rates(caplog):
+    from deeplab.zoo.flags import rescale_atrous_rates
+
+    fv = _flag_values("--output_stride=8")
+    entry = get_entry("xception65_coco_voc_trainaug")
+    apply_model_flags(fv, entry)
+    rescale_atrous_rates(fv, entry)
+    assert model_flag_values(fv)["atrous_rates"] == (12, 24, 36)
+    assert fv["atrous_rates"].present  # so it overrides the cached options.json
+    assert "atrous rates [6, 12, 18] become [12, 24, 36]" in caplog.text
+    given = _flag_values("--output_stride=8", "--atrous_rates=1")
+    rescale_atrous_rates(given, entry)
+    assert model_flag_values(given)["atrous_rates"] == (1,)
+
+
 def test_model_zoo_and_a_path_together_are_refused():
     fv = _flag_values("--model_zoo=xception65_coco_voc_trainaug",
                       "--tf_initial_checkpoint=some/ckpt")
