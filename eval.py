@@ -44,6 +44,8 @@ flags.DEFINE_list("eval_crop_size", "513,513",
                   "Pad every image to this height,width (as the original); empty runs every "
                   "image whole, giving exactly predict.py's labels.")
 flags.DEFINE_string("eval_split", "val", "Split to evaluate.")
+flags.DEFINE_integer("num_classes", None, "Classes of the model (as predict.py and "
+                     "export_model.py); by default the dataset's.")
 flags.DEFINE_integer("max_number_of_evaluations", 0,
                      "Stop after this many evaluations; 0 evaluates new checkpoints until "
                      "training has finished (TRAINING_DONE in checkpoint_dir).")
@@ -69,8 +71,9 @@ def _check_flags() -> None:
         logging.warning("--master=%s is ignored (no TF1 sessions)", FLAGS.master)
 
 
-def _exported_model(path: str, inference: InferenceOptions):
-    """The probabilities function of an exported model (scales and flip baked in at export)."""
+def _exported_model(path: str, inference: InferenceOptions, num_classes: int):
+    """The probabilities function of an exported model (scales and flip baked in at export);
+    a label-only model (original frozen graphs before 2019) gives one-hot probabilities."""
     if inference != InferenceOptions():
         raise flags.ValidationError("--eval_scales, --add_flipped_images and the window flags "
                                     "apply to checkpoints; an exported model has its scales "
@@ -80,7 +83,11 @@ def _exported_model(path: str, inference: InferenceOptions):
     except ImportError as exc:
         raise ValueError(f"--model needs deeplab.export.runners, not available here ({exc})") \
             from None
-    return evaluator.single_image_fn(load_exported_model(path))
+    model = load_exported_model(path)
+    if not model.has_probabilities:
+        logging.info("%s gives labels only (no SemanticProbabilities); evaluating them", path)
+        return evaluator.single_image_fn(lambda pixels: model.one_hot(pixels, num_classes))
+    return evaluator.single_image_fn(model)
 
 
 def _input_options(descriptor, model_variant):
@@ -114,12 +121,17 @@ def main(argv):
     zoo_flags.resolve_checkpoint_flag(FLAGS, "checkpoint_dir")
     _check_flags()
     descriptor = entry.checkpoint_split(FLAGS, FLAGS.eval_split)
+    if FLAGS.num_classes not in (None, descriptor.num_classes):
+        raise flags.ValidationError(
+            f"--num_classes={FLAGS.num_classes}, but {FLAGS.dataset_dir} has "
+            f"{descriptor.num_classes} classes; evaluation needs the dataset's class count")
     inference = inference_options_from_flags(FLAGS)
     input_options = _input_options(descriptor, FLAGS.model_variant)
     with EvalOutputs(FLAGS.eval_logdir, miou_tag(inference.scales, inference.flip)) as outputs:
         if FLAGS.model:
             info = _info(descriptor, inference, model=FLAGS.model)
-            _evaluate(_exported_model(FLAGS.model, inference), descriptor, input_options,
+            _evaluate(_exported_model(FLAGS.model, inference, descriptor.num_classes),
+                      descriptor, input_options,
                       outputs, None, info)
             return
         predictors = entry.checkpoint_predictors(FLAGS, descriptor, inference)

@@ -107,6 +107,7 @@ def main(argv):
                            flip=FLAGS.add_flipped_images)
     options = entry.inference_model_options(FLAGS, FLAGS.checkpoint_path, FLAGS.num_classes,
                                             crop_size=crop, **_stride_fields(FLAGS.checkpoint_path))
+    entry.check_crop_size("crop_size", crop, options.output_stride)
     model = entry.load_model(options, FLAGS.checkpoint_path)
     exporter.export(ExportModule(model, options, export), FLAGS.export_path, formats,
                     overwrite=FLAGS.overwrite, tflite_quantize=FLAGS.tflite_quantize,

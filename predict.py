@@ -10,11 +10,20 @@ rejected); inputs are rounded to uint8, the exported input type.
 
 Writes OUT/<stem>.png (one uint8 class index per pixel) per input and, with
 --save_probabilities, OUT/<stem>_probabilities.npy (float32 [H, W, classes]): the mean of the
-softmax over scales and flips after upsampling to the input size.
+softmax over scales and flips after upsampling to the input size. A label-only frozen graph
+(the original's exports before 2019: SemanticPredictions, no SemanticProbabilities) gives
+labels only.
+
+Memory stays bounded: an image of more than --max_image_pixels pixels runs as overlapping
+windows (at most 1025 x 1025, stride 2/3, probabilities averaged) whose results are written
+band by band; smaller images run whole. --crop_size=H,W instead pads each image bottom/right
+with the mean pixel to H x W (shrinking larger ones to fit), as the original's evaluation
+and export do, so the labels equal those of export_model.py --crop_size=H --crop_size=W.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 
@@ -23,8 +32,13 @@ from absl import flags
 
 from deeplab import entry
 from deeplab.export.runners import load_exported_model
-from deeplab.flags import define_inference_flags, define_model_flags, inference_options_from_flags
-from deeplab.model.predict import Predictor
+from deeplab.flags import (
+    define_inference_flags,
+    define_model_flags,
+    inference_options_from_flags,
+    pair_flag,
+)
+from deeplab.model.predict import DEFAULT_MAX_PIXELS, Predictor
 from deeplab.utils.image_io import InputError, load_image, save_label_png
 from deeplab.zoo import flags as zoo_flags
 
@@ -35,6 +49,12 @@ flags.DEFINE_string("model", None, "An exported model (frozen .pb, SavedModel di
 flags.DEFINE_string("output_dir", None, "Where to write <stem>.png per input.")
 flags.DEFINE_integer("num_classes", None, "Classes; by default read from the checkpoint.")
 flags.DEFINE_boolean("save_probabilities", False, "Also write <stem>_probabilities.npy.")
+flags.DEFINE_integer("max_image_pixels", DEFAULT_MAX_PIXELS,
+                     "Images with more pixels (height x width) run as overlapping windows of at "
+                     "most 1025x1025, so memory stays bounded; 0 runs every image whole.")
+flags.DEFINE_list("crop_size", None,
+                  "Pad every image bottom/right with the mean pixel to this height,width "
+                  "(shrinking larger ones to fit), as the original's evaluation and export.")
 define_model_flags(FLAGS)
 zoo_flags.define_model_zoo_flag(FLAGS)
 define_inference_flags(FLAGS)
@@ -49,20 +69,93 @@ def _output_stems(paths):
     return stems
 
 
-def _probability_function():
-    """images float32 [1, H, W, 3] -> float32 numpy [1, H, W, C], from --model or --checkpoint."""
+def _exported_bands(model):
+    """Band function of an exported model (see `_band_function`); one band per image."""
+    if FLAGS.save_probabilities and not model.has_probabilities:
+        raise flags.ValidationError(
+            f"--save_probabilities: {FLAGS.model} gives labels only (no "
+            "SemanticProbabilities node), so probabilities are not available")
+
+    def bands(image):
+        if not model.has_probabilities:
+            yield 0, None, model.labels(image)[0]
+            return
+        probabilities = model(image)[0]
+        yield 0, probabilities, probabilities.argmax(-1)
+
+    return bands
+
+
+def _padded_bands(model, options, inference, crop):
+    """Band function padding each image to `crop` exactly as the exported graph does."""
+    import tensorflow as tf
+
+    from deeplab.export.graph import ExportOptions, export_probabilities
+
+    if inference.window is not None:
+        raise flags.ValidationError("--crop_size and --eval_window_size exclude each other")
+    entry.check_crop_size("crop_size", crop, options.output_stride)
+    export = ExportOptions(crop_size=crop, scales=inference.scales, flip=inference.flip)
+    run = tf.function(lambda images: export_probabilities(model, options, export, images),
+                      reduce_retracing=True)
+
+    def bands(image):
+        probabilities = run(tf.constant(image)).numpy()[0]
+        yield 0, probabilities, probabilities.argmax(-1)
+
+    return bands
+
+
+def _band_function():
+    """image float32 [1, H, W, 3] -> iterator of (y0, probabilities float32 [rows, W, C] or
+    None, labels [rows, W]) covering the image top to bottom; from --model or --checkpoint."""
     if FLAGS.model:
-        if any(FLAGS[n].present for n in ("eval_scales", "add_flipped_images",
+        if any(FLAGS[n].present for n in ("eval_scales", "add_flipped_images", "crop_size",
                                           "eval_window_size", "eval_window_stride")):
             raise flags.ValidationError(
-                "--eval_scales, --add_flipped_images and the window flags do not apply to "
-                "--model: scales and flips are baked in at export (export_model.py "
-                "--inference_scales, --add_flipped_images)")
-        return load_exported_model(FLAGS.model)
+                "--eval_scales, --add_flipped_images, --crop_size and the window flags do not "
+                "apply to --model: scales, flips and the crop are baked in at export "
+                "(export_model.py --inference_scales, --add_flipped_images, --crop_size)")
+        return _exported_bands(load_exported_model(FLAGS.model))
     options = entry.inference_model_options(FLAGS, FLAGS.checkpoint, FLAGS.num_classes)
     model = entry.load_model(options, FLAGS.checkpoint)
-    predictor = Predictor(model, options, inference_options_from_flags(FLAGS))
-    return lambda images: predictor.probabilities(images).numpy()
+    inference = dataclasses.replace(inference_options_from_flags(FLAGS),
+                                    max_pixels=FLAGS.max_image_pixels or None)
+    crop = pair_flag(FLAGS, "crop_size")
+    if crop:
+        return _padded_bands(model, options, inference, crop)
+    predictor = Predictor(model, options, inference)
+
+    def bands(image):
+        for y0, probabilities in predictor.bands(image):
+            yield y0, probabilities[0], probabilities[0].argmax(-1)
+
+    return bands
+
+
+def _predict_one(band_function, path: str, stem: str) -> None:
+    """Writes <stem>.png (and <stem>_probabilities.npy) band by band."""
+    image = load_image(path, keep_uint8=True)[None]
+    labels = None
+    saved = None
+    if FLAGS.save_probabilities:
+        saved = os.path.join(FLAGS.output_dir, f"{stem}_probabilities.npy")
+    out = None
+    for y0, probabilities, band_labels in band_function(image):
+        if labels is None:  # uint8 when every class index fits (a quarter of int32's memory)
+            small = probabilities is not None and probabilities.shape[-1] <= 256
+            labels = np.zeros(image.shape[1:3], np.uint8 if small else np.int32)
+        labels[y0:y0 + band_labels.shape[0]] = band_labels
+        if saved is not None:
+            if out is None:  # written to disk band by band, never whole in memory
+                out = np.lib.format.open_memmap(
+                    saved, mode="w+", dtype=np.float32,
+                    shape=image.shape[1:3] + (probabilities.shape[-1],))
+            out[y0:y0 + probabilities.shape[0]] = probabilities
+    if out is not None:
+        out.flush()
+        del out
+    save_label_png(labels, os.path.join(FLAGS.output_dir, f"{stem}.png"))
 
 
 def main(argv):
@@ -76,14 +169,12 @@ def main(argv):
     missing = [path for path in inputs if not os.path.isfile(path)]
     if missing:
         raise InputError(f"no such input file(s): {', '.join(missing)}")
-    probability_function = _probability_function()
+    if FLAGS.max_image_pixels < 0:
+        raise flags.ValidationError("--max_image_pixels must be 0 (no limit) or positive")
+    band_function = _band_function()
     os.makedirs(FLAGS.output_dir, exist_ok=True)
     for path, stem in zip(inputs, stems, strict=True):
-        probabilities = probability_function(load_image(path)[None])[0]
-        save_label_png(probabilities.argmax(-1), os.path.join(FLAGS.output_dir, f"{stem}.png"))
-        if FLAGS.save_probabilities:
-            np.save(os.path.join(FLAGS.output_dir, f"{stem}_probabilities.npy"),
-                    probabilities.astype(np.float32))
+        _predict_one(band_function, path, stem)
         logging.info("%s -> %s.png", path, stem)
     print(f"wrote {len(inputs)} label map(s) to {FLAGS.output_dir}")
 

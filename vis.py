@@ -41,6 +41,8 @@ flags.DEFINE_list("vis_crop_size", "513,513",
                   "Pad every image to this height,width (as the original); empty runs every "
                   "image whole.")
 flags.DEFINE_string("vis_split", "val", "Split to visualise.")
+flags.DEFINE_integer("num_classes", None, "Classes of the model (as predict.py and "
+                     "export_model.py); by default the dataset's.")
 flags.DEFINE_enum("colormap_type", "pascal", list(colormap.COLORMAP_NAMES),
                   "Colour map; when not given, the dataset's own (its descriptor's), else "
                   "pascal.")

@@ -20,7 +20,7 @@ import tensorflow as tf
 
 from deeplab.export import frozen, onnx, saved_model
 from deeplab.export.errors import ExportError
-from deeplab.export.graph import INPUT_NAME, PROBABILITIES_NAME
+from deeplab.export.graph import INPUT_NAME, LABELS_NAME, PROBABILITIES_NAME
 
 FORMAT_SUFFIXES = {".pb": "frozen", ".onnx": "onnx", ".tflite": "tflite"}
 
@@ -42,9 +42,12 @@ class ExportedModel:
     `__call__(images)`: images [B, H, W, 3] uint8, or float raw pixels 0..255 (rounded to
     uint8, the exported input type) -> float32 numpy probabilities [B, H, W, C].
     `labels(images)` -> int32 numpy [B, H, W] (their argmax).
+    `has_probabilities`: False for label-only models (original frozen graphs exported before
+    2019 have only SemanticPredictions); calling them for probabilities is an ExportError.
     """
 
     format = ""
+    has_probabilities = True
 
     def __init__(self, path: str):
         self.path = path
@@ -60,6 +63,15 @@ class ExportedModel:
         """uint8 [1, H, W, 3] -> float32 [1, H, W, C]."""
         raise NotImplementedError
 
+    def one_hot(self, images, num_classes: int) -> np.ndarray:
+        """float32 [B, H, W, num_classes]: the labels as one-hot "probabilities", for code
+        that takes probabilities (evaluation) when the model gives labels only."""
+        labels = self.labels(images)
+        if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
+            raise ExportError(f"{self.path}: predicts class {labels.max()}, outside the "
+                              f"{num_classes} classes of the dataset")
+        return np.eye(num_classes, dtype=np.float32)[labels]
+
 
 class FrozenGraphModel(ExportedModel):
     """frozen_inference_graph.pb, run in a TF1 Session by tensor name as the original's demo."""
@@ -69,14 +81,33 @@ class FrozenGraphModel(ExportedModel):
     def __init__(self, path: str):
         super().__init__(path)
         graph_def = frozen.read_graph_def(path)
-        frozen.check_node_names(graph_def, path)
+        nodes = {node.name for node in graph_def.node}
+        self.has_probabilities = PROBABILITIES_NAME in nodes
+        if self.has_probabilities:
+            frozen.check_node_names(graph_def, path)
+        elif INPUT_NAME not in nodes or LABELS_NAME not in nodes:
+            missing = [n for n in (INPUT_NAME, LABELS_NAME) if n not in nodes]
+            raise ExportError(f"{path}: no node(s) {', '.join(missing)}; a DeepLab frozen "
+                              f"graph has {INPUT_NAME} -> {LABELS_NAME} (and optionally "
+                              f"{PROBABILITIES_NAME})")
         graph = tf.Graph()
         with graph.as_default():
             tf.compat.v1.import_graph_def(graph_def, name="")
         self._session = tf.compat.v1.Session(graph=graph)
 
     def _run(self, image):
+        if not self.has_probabilities:
+            raise ExportError(f"{self.path}: this frozen graph has only {LABELS_NAME} (labels, "
+                              f"as the original's exports before 2019): probabilities are not "
+                              f"available; use labels only (drop --save_probabilities)")
         return self._session.run(f"{PROBABILITIES_NAME}:0", feed_dict={f"{INPUT_NAME}:0": image})
+
+    def labels(self, images) -> np.ndarray:
+        if self.has_probabilities:
+            return super().labels(images)
+        images = as_uint8_images(images)
+        return np.concatenate([self._session.run(f"{LABELS_NAME}:0", feed_dict={
+            f"{INPUT_NAME}:0": image[None]}) for image in images], axis=0).astype(np.int32)
 
 
 class SavedModelModel(ExportedModel):

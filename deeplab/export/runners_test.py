@@ -50,3 +50,32 @@ def test_float_images_are_rounded_to_uint8():
     np.testing.assert_array_equal(as_uint8_images(images), [[[[0, 255, 255]]]])
     with pytest.raises(ValueError, match="batch, height, width, 3"):
         as_uint8_images(np.zeros((4, 4, 3)))
+
+
+def write_label_only_graph(path) -> str:
+    """A frozen graph as the original exported before 2019: `ImageTensor` uint8 [1, H, W, 3]
+    -> `SemanticPredictions` int32 [1, H, W] (here: the index of the largest channel), and no
+    `SemanticProbabilities`."""
+    import tensorflow as tf
+
+    with tf.Graph().as_default() as graph:
+        image = tf.compat.v1.placeholder(tf.uint8, [1, None, None, 3], name="ImageTensor")
+        tf.identity(tf.argmax(image, axis=-1, output_type=tf.int32), name="SemanticPredictions")
+    with open(path, "wb") as f:
+        f.write(graph.as_graph_def().SerializeToString())
+    return str(path)
+
+
+def test_label_only_frozen_graph_gives_labels_and_says_probabilities_are_unavailable(tmp_path):
+    model = load_exported_model(write_label_only_graph(tmp_path / "old.pb"))
+    images = np.random.RandomState(0).randint(0, 256, (2, 5, 7, 3)).astype(np.uint8)
+    assert not model.has_probabilities
+    np.testing.assert_array_equal(model.labels(images), images.argmax(-1))
+    one_hot = model.one_hot(images, 4)
+    assert one_hot.shape == (2, 5, 7, 4)
+    np.testing.assert_array_equal(one_hot.argmax(-1), images.argmax(-1))
+    with pytest.raises(ExportError, match="only SemanticPredictions .*probabilities are not "
+                                          "available"):
+        model(images)
+    with pytest.raises(ExportError, match="outside the 2 classes"):
+        model.one_hot(images, 2)

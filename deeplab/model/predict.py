@@ -9,12 +9,19 @@ One implementation serves predict.py, eval.py, vis.py and export. For images [B,
   4. resizes them to (H, W) and takes the softmax.
 The probabilities are the mean of the branches' softmaxes; the label is their argmax.
 With scales (1.0,) and no flip this is single-scale inference.
+
+Bounded memory: an image of more than `max_pixels` pixels (and every image when a window is
+given) runs as overlapping windows whose probabilities are averaged. The windows are
+processed one row of windows at a time and finished rows are handed on (`Predictor.bands`),
+so besides the image itself memory holds one window's activations and one band of
+[window height, W, C] probabilities, whatever the image size. An image no larger than
+`max_pixels` runs whole, exactly as without the limit.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import itertools
+import math
 
 import keras
 import numpy as np
@@ -30,6 +37,12 @@ def logits_stride(options: ModelOptions) -> int:
     return options.decoder_output_stride or options.output_stride
 
 
+# Images with more pixels run as windows (about 2048 x 2048: whole Cityscapes frames still
+# run whole); the automatic windows are at most AUTO_WINDOW pixels high and wide.
+DEFAULT_MAX_PIXELS = 2048 * 2048
+AUTO_WINDOW = 1025
+
+
 def scale_dimension_tf(dim, scale: float):
     """int((dim - 1) * scale + 1) for an int32 tensor `dim`, computed in float32."""
     return tf.cast((tf.cast(dim, tf.float32) - 1.0) * scale + 1.0, tf.int32)
@@ -43,12 +56,15 @@ class InferenceOptions:
     flip: also run the left-right flipped image (add_flipped_images).
     window: (height, width) of sliding windows, or None to run whole images.
     window_stride: (dy, dx) between windows; defaults to 2/3 of the window.
+    max_pixels: without `window`, images with more pixels (H * W) run as windows of
+      `auto_window(max_pixels)`; None runs every image whole whatever its size.
     """
 
     scales: tuple[float, ...] = (1.0,)
     flip: bool = False
     window: tuple[int, int] | None = None
     window_stride: tuple[int, int] | None = None
+    max_pixels: int | None = DEFAULT_MAX_PIXELS
 
     def __post_init__(self):
         object.__setattr__(self, "scales", tuple(float(s) for s in self.scales))
@@ -61,6 +77,18 @@ class InferenceOptions:
                 if len(value) != 2 or min(value) < 1:
                     raise ValueError(f"{name}={value} must be two positive integers")
                 object.__setattr__(self, name, value)
+        if self.max_pixels is not None and self.max_pixels < 1:
+            raise ValueError(f"max_pixels={self.max_pixels} must be positive (or None)")
+
+
+def auto_window(max_pixels: int) -> int:
+    """Side of the square windows for images beyond `max_pixels`: AUTO_WINDOW, or less so
+    that one window has at most `max_pixels` pixels."""
+    return max(1, min(AUTO_WINDOW, math.isqrt(max_pixels)))
+
+
+def _default_stride(window):
+    return tuple(max(1, w * 2 // 3) for w in window)
 
 
 def _branch_probabilities(model, images, stride: int, scale: float, flip: bool):
@@ -117,32 +145,96 @@ class Predictor:
             input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)],
             reduce_retracing=True)
 
+    def window_for(self, height: int, width: int):
+        """(window, stride) for an image of height x width, or None to run it whole.
+
+        An explicit window applies to every image (smaller ones are padded to it); the
+        automatic one (beyond max_pixels) is clipped to the image, never padded.
+        """
+        if self.inference.window is not None:
+            return self.inference.window, (self.inference.window_stride
+                                           or _default_stride(self.inference.window))
+        limit = self.inference.max_pixels
+        if limit is None or height * width <= limit:
+            return None
+        side = auto_window(limit)
+        window = (min(side, height), min(side, width))
+        return window, self.inference.window_stride or _default_stride((side, side))
+
+    def bands(self, images):
+        """Probabilities in horizontal bands: yields (y0, float32 numpy [B, rows, W, C]) for
+        consecutive row ranges covering images [B, H, W, 3] (numpy or tensor, raw pixels).
+
+        Whole images give one band; windowed ones one band per row of windows, so memory
+        stays bounded (see the module docstring). A band is a view into a reused buffer:
+        valid until the next band is requested (copy it to keep it). uint8 images are
+        converted window by window.
+        """
+        if not hasattr(images, "shape"):
+            images = np.asarray(images, np.float32)
+        shape = tuple(images.shape)
+        if len(shape) != 4 or shape[-1] != 3:
+            raise ValueError(f"images must be [batch, height, width, 3], got {list(shape)}")
+        height, width = int(shape[1]), int(shape[2])
+        plan = self.window_for(height, width)
+        if plan is None:
+            yield 0, self._whole(_as_float32(images)).numpy()
+            return
+        window, stride = plan
+        pad = (max(0, window[0] - height), max(0, window[1] - width))
+        if any(pad):  # an explicit window larger than the image: pad with the mean pixel
+            padded = np.empty((shape[0], height + pad[0], width + pad[1], 3), np.float32)
+            padded[...] = np.asarray(mean_pixel(self.options.model_variant), np.float32)
+            padded[:, :height, :width] = np.asarray(images, np.float32)
+            images = padded
+        for y0, band in window_bands(self._whole, images, window, stride):
+            if y0 < height:
+                yield y0, band[:, :height - y0, :width]
+
     def probabilities(self, images) -> tf.Tensor:
-        images = tf.convert_to_tensor(images, tf.float32)
-        if images.shape.rank != 4 or images.shape[-1] != 3:
-            raise ValueError(f"images must be [batch, height, width, 3], got {images.shape}")
-        if self.inference.window is None:
-            return self._whole(images)
-        return self._sliding_window(images)
+        """float32 [B, H, W, C] for raw-pixel images [B, H, W, 3]."""
+        bands = [band.copy() for _, band in self.bands(images)]
+        return tf.constant(bands[0] if len(bands) == 1 else np.concatenate(bands, axis=1))
 
     def labels(self, images) -> tf.Tensor:
-        return tf.argmax(self.probabilities(images), axis=-1, output_type=tf.int32)
+        """int32 [B, H, W]; never holds the whole probability map of a windowed image."""
+        bands = [band.argmax(-1).astype(np.int32) for _, band in self.bands(images)]
+        return tf.constant(np.concatenate(bands, axis=1))
 
-    def _sliding_window(self, images) -> tf.Tensor:
-        """Averages the probabilities of overlapping windows; pads small images."""
-        wh, ww = self.inference.window
-        sh, sw = self.inference.window_stride or (max(1, wh * 2 // 3), max(1, ww * 2 // 3))
-        _, height, width, _ = images.shape
-        pad_h, pad_w = max(0, wh - height), max(0, ww - width)
-        paddings = [[0, 0], [0, pad_h], [0, pad_w], [0, 0]]
-        outside = 1.0 - tf.pad(tf.ones_like(images[..., :1]), paddings)
-        padded = tf.pad(images, paddings) + outside * mean_pixel(self.options.model_variant)
-        total, count = None, np.zeros((1, height + pad_h, width + pad_w, 1), np.float32)
-        for y, x in itertools.product(window_starts(height + pad_h, wh, sh),
-                                      window_starts(width + pad_w, ww, sw)):
-            probs = self._whole(padded[:, y:y + wh, x:x + ww]).numpy()
+
+def window_bands(run_window, images, window, stride):
+    """Sliding-window probabilities of images [B, H, W, 3] with H, W >= window, one band of
+    finished rows at a time: yields (y0, float32 numpy [B, rows, W, C]), a view into the
+    buffer that the next step overwrites.
+
+    run_window: float32 [B, h, w, 3] -> probabilities [B, h, w, C]. Windows start at
+    `window_starts` offsets; overlapping windows' probabilities are averaged. Rows above the
+    next row of windows are final once the current row is done, so the buffers hold only
+    window[0] rows.
+    """
+    (wh, ww), (sh, sw) = window, stride
+    batch, height, width = (int(d) for d in images.shape[:3])
+    total = count = None
+    base = 0  # image row of the buffers' first row
+    for y in window_starts(height, wh, sh):
+        if total is not None and y > base:
+            done = y - base
+            yield base, np.divide(total[:, :done], count[:, :done], out=total[:, :done])
+            for buffer in (total, count):  # move the unfinished rows up, in place
+                buffer[:, :wh - done] = buffer[:, done:]
+                buffer[:, wh - done:] = 0.0
+            base = y
+        for x in window_starts(width, ww, sw):
+            crop = _as_float32(images[:, y:y + wh, x:x + ww])
+            probs = np.asarray(run_window(crop))
             if total is None:
-                total = np.zeros(padded.shape[:3] + (probs.shape[-1],), np.float32)
-            total[:, y:y + wh, x:x + ww] += probs
-            count[:, y:y + wh, x:x + ww] += 1.0
-        return tf.constant((total / count)[:, :height, :width])
+                total = np.zeros((batch, wh, width, probs.shape[-1]), np.float32)
+                count = np.zeros((1, wh, width, 1), np.float32)
+            total[:, :, x:x + ww] += probs
+            count[:, :, x:x + ww] += 1.0
+    yield base, np.divide(total, count, out=total)
+
+
+def _as_float32(images) -> tf.Tensor:
+    """numpy or tensor images of any number type -> float32 tensor."""
+    return tf.cast(tf.convert_to_tensor(images), tf.float32)

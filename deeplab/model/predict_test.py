@@ -135,3 +135,51 @@ def test_bad_inference_options():
         InferenceOptions(scales=())
     with pytest.raises(ValueError, match="window"):
         InferenceOptions(window=(0, 5))
+
+
+def _windows_by_hand(predictor, image, window, stride):
+    """Independent sliding window: full-size sums of every window's probabilities."""
+    _, h, w, _ = image.shape
+    total = np.zeros((1, h, w, NUM_CLASSES), np.float64)
+    count = np.zeros((1, h, w, 1))
+    for y in window_starts(h, window[0], stride[0]):
+        for x in window_starts(w, window[1], stride[1]):
+            crop = image[:, y:y + window[0], x:x + window[1]]
+            total[:, y:y + window[0], x:x + window[1]] += predictor.probabilities(crop).numpy()
+            count[:, y:y + window[0], x:x + window[1]] += 1
+    return total / count
+
+
+def test_images_beyond_max_pixels_run_as_windows_in_bounded_bands(model):
+    image = _image(70, 90, seed=5)
+    predictor = Predictor(model, OPTIONS, InferenceOptions(max_pixels=400))  # 20x20 windows
+    seen = []
+    whole_fn = predictor._whole
+    predictor._whole = lambda x: seen.append(tuple(x.shape)) or whole_fn(x)
+    bands = [(y, band.copy()) for y, band in predictor.bands(image)]  # views, reused
+    assert set(seen) == {(1, 20, 20, 3)}  # the network never sees more than max_pixels
+    assert [y for y, _ in bands] == [0, 13, 26, 39, 50]  # window_starts(70, 20, 13)
+    assert max(b.shape[1] for _, b in bands) <= 20  # buffers of one row of windows
+    got = np.concatenate([b for _, b in bands], axis=1)
+    want = _windows_by_hand(Predictor(model, OPTIONS, InferenceOptions(max_pixels=None)),
+                            image, (20, 20), (13, 13))
+    np.testing.assert_allclose(got, want, atol=1e-6)
+    np.testing.assert_array_equal(predictor.labels(image).numpy(), got.argmax(-1))
+    explicit = InferenceOptions(window=(20, 20), max_pixels=None)
+    np.testing.assert_array_equal(
+        Predictor(model, OPTIONS, explicit).probabilities(image).numpy(), got)
+
+
+def test_images_within_max_pixels_or_covered_by_the_window_equal_whole_image(model):
+    whole = Predictor(model, OPTIONS, InferenceOptions(max_pixels=None))
+    image = _image(20, 25, seed=6)
+    limited = Predictor(model, OPTIONS, InferenceOptions(max_pixels=500))
+    np.testing.assert_array_equal(limited.probabilities(image).numpy(),
+                                  whole.probabilities(image).numpy())
+    # 16 x 120 beyond 900 pixels: 30-pixel windows span the whole height, clipped, not padded.
+    tall = _image(16, 120, seed=7)
+    got = Predictor(model, OPTIONS, InferenceOptions(max_pixels=900)).probabilities(tall)
+    want = _windows_by_hand(whole, tall, (16, 30), (20, 20))
+    np.testing.assert_allclose(got.numpy(), want, atol=1e-6)
+    with pytest.raises(ValueError, match="max_pixels"):
+        InferenceOptions(max_pixels=0)

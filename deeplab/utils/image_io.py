@@ -14,11 +14,12 @@ class InputError(ValueError):
     """An input file that cannot be used; the message names the file."""
 
 
-def load_image(path: str) -> np.ndarray:
+def load_image(path: str, keep_uint8: bool = False) -> np.ndarray:
     """A PNG/JPEG image or a .npy array -> float32 [H, W, 3] raw pixel values.
 
     Images in other modes (grayscale, palette, RGBA, 16-bit) are converted to 8-bit RGB.
-    Arrays may be [H, W, 3] or [1, H, W, 3], float or uint8.
+    Arrays may be [H, W, 3] or [1, H, W, 3], float or uint8. keep_uint8: 8-bit sources come
+    back as uint8 (the same values in a quarter of the memory; for very large images).
     """
     if not os.path.isfile(path):
         raise InputError(f"{path}: no such file")
@@ -30,7 +31,7 @@ def load_image(path: str) -> np.ndarray:
                 array = np.asarray(image, np.float64)
                 array = np.repeat((array / max(array.max(), 1) * 255.0)[..., None], 3, -1)
                 return array.astype(np.float32)
-            return np.asarray(image.convert("RGB"), np.float32)
+            return np.asarray(image.convert("RGB"), np.uint8 if keep_uint8 else np.float32)
     except (UnidentifiedImageError, OSError) as exc:
         raise InputError(f"{path}: not a readable image ({exc})") from None
 
