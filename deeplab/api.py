@@ -23,7 +23,8 @@ class Segmenter:
     """A loaded DeepLab model; see the module docstring.
 
     Attributes: source (what was loaded), options (ModelOptions, None for exported models),
-    keras_model (None for exported models), dataset (descriptor name or None),
+    keras_model (None for exported models), dataset (descriptor name or None), dataset_dir
+    (the training run's shards, whose dataset.json names a custom dataset's classes),
     class_names (tuple, one per class, () when unknown), colormap (uint8 [N, 3] RGB).
     """
 
@@ -35,6 +36,7 @@ class Segmenter:
         self.options = options
         self._exported = exported
         self.dataset = dataset
+        self.dataset_dir = None
         self.num_classes = num_classes or (options.num_classes if options else None)
         self._predictors = {}
 
@@ -44,10 +46,14 @@ class Segmenter:
 
     @property
     def class_names(self) -> tuple[str, ...]:
-        from deeplab.data.descriptors import get_descriptor
+        from deeplab.data.descriptors import load_descriptor
 
+        if not self.dataset and not self.dataset_dir:
+            return ()
         try:
-            names = get_descriptor(self.dataset).class_names if self.dataset else ()
+            dataset_dir = self.dataset_dir if self.dataset_dir and os.path.isdir(
+                self.dataset_dir) else None
+            names = load_descriptor(dataset_dir, self.dataset).class_names
         except ValueError:
             return ()
         return names if len(names) == self.num_classes or self.num_classes is None else ()
@@ -137,11 +143,14 @@ def _is_exported(path: str) -> bool:
     return True
 
 
-def _checkpoint_dataset(path: str) -> str | None:
+def _checkpoint_dataset(path: str) -> tuple[str | None, str | None]:
+    """(dataset name, dataset_dir) a training run (or a zoo folder) saved beside `path`."""
     from deeplab.utils.run_options import load_run_options
 
     saved = load_run_options(path) or {}
-    return (saved.get("data") or {}).get("dataset") or (saved.get("zoo") or {}).get("dataset")
+    data = saved.get("data") or {}
+    return data.get("dataset") or (saved.get("zoo") or {}).get("dataset"), data.get(
+        "dataset_dir")
 
 
 def _load_checkpoint(path: str, options, num_classes, model_fields) -> Segmenter:
@@ -161,8 +170,8 @@ def _load_checkpoint(path: str, options, num_classes, model_fields) -> Segmenter
         values["num_classes"] = num_classes or values.get("num_classes") or \
             checkpoint_num_classes(path)
         options = ModelOptions.from_dict(values)
-    segmenter = Segmenter(path, keras_model=load_model(options, path), options=options,
-                          dataset=_checkpoint_dataset(path))
+    segmenter = Segmenter(path, keras_model=load_model(options, path), options=options)
+    segmenter.dataset, segmenter.dataset_dir = _checkpoint_dataset(path)
     segmenter.checkpoint = path
     return segmenter
 
@@ -176,6 +185,7 @@ def load(source: str, *, output_stride: int | None = None, num_classes: int | No
 
     output_stride / model_fields: override the saved or registry model options (atrous rates
     follow the output stride for zoo names). options: a complete ModelOptions instead.
+    verify: check a zoo checkpoint against its frozen graph when it is first fetched.
     Raises ValueError subclasses naming the source and the fix.
     """
     from deeplab.zoo import registry
@@ -204,7 +214,7 @@ def load(source: str, *, output_stride: int | None = None, num_classes: int | No
         from deeplab.export.runners import load_exported_model
 
         exported = load_exported_model(source)
-        dataset = None
+        segmenter = Segmenter(source, exported=exported)
         info = os.path.join(source if os.path.isdir(source) else os.path.dirname(source),
                             "export_info.json")
         if os.path.isfile(info):
@@ -212,8 +222,9 @@ def load(source: str, *, output_stride: int | None = None, num_classes: int | No
 
             with open(info) as f:
                 checkpoint = json.load(f).get("checkpoint")
-            dataset = _checkpoint_dataset(checkpoint) if checkpoint else None
-        return Segmenter(source, exported=exported, dataset=dataset)
+            if checkpoint:
+                segmenter.dataset, segmenter.dataset_dir = _checkpoint_dataset(checkpoint)
+        return segmenter
     if output_stride:
         model_fields["output_stride"] = output_stride
     return _load_checkpoint(source, options, num_classes, model_fields)

@@ -40,6 +40,7 @@ def _graph_labels(folder, image):
     return FrozenGraphRunner(os.path.join(folder, "frozen_inference_graph.pb"))(image)[0]
 
 
+@pytest.mark.slow  # fetches, verifies and loads twice (~25 s on an idle 2-core CPU)
 def test_load_zoo_name_gives_the_frozen_graph_labels(zoo_name, image, tmp_path):
     model = deeplab.load(zoo_name)
     folder = cache.model_dir(testing.zoo_entry(zoo_name))

@@ -236,7 +236,17 @@ def extract(entry: ZooEntry, path: str, staging: str) -> str:
     raise _refuse(entry, path, "holds no checkpoint (no model.ckpt*.index)")
 
 
+def _point_checkpoint_state(folder: str) -> None:
+    """Rewrites the `checkpoint` state file to name the extracted prefix (relative): the
+    published ones name paths on the machines that wrote them."""
+    prefixes = sorted(f[:-len(".index")] for f in os.listdir(folder) if f.endswith(".index"))
+    with open(os.path.join(folder, "checkpoint"), "w") as f:
+        f.write(f'model_checkpoint_path: "{prefixes[-1]}"\n'
+                f'all_model_checkpoint_paths: "{prefixes[-1]}"\n')
+
+
 def _write_metadata(entry: ZooEntry, folder: str, digest: str) -> None:
+    _point_checkpoint_state(folder)
     save_run_options(folder, model=entry.model_fields(),
                      zoo={"name": entry.name, "dataset": entry.dataset})
     with open(os.path.join(folder, ENTRY_FILE), "w") as f:

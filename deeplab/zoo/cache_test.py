@@ -144,3 +144,29 @@ def test_unbuildable_entry_is_refused_before_any_download(zoo_home, monkeypatch)
     monkeypatch.setattr(cache, "download", no_download)
     with pytest.raises(ZooError, match=r"network not built yet \(issue 10\).*no_such_net"):
         cache.ensure(entry)
+
+
+@pytest.mark.slow
+def test_original_format_checkpoint_of_the_reference_fixtures(zoo_home, tmp_path, monkeypatch,
+                                                              reference_checkpoint):
+    """A TF1 checkpoint (the original's format, with its `checkpoint` file naming a path that
+    does not exist here) in a tarball with our frozen graph: verified and loaded."""
+    from deeplab.model.options import ModelOptions
+
+    entry = testing.zoo_entry("reference_mnv2", model={"model_variant": "mobilenet_v2"},
+                              num_classes=21, dataset="pascal_voc_seg")
+    options = ModelOptions(model_variant="mobilenet_v2", num_classes=21)
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    testing.tarball_from_checkpoint(reference_checkpoint("mobilenet_v2"), options,
+                                    str(mirror / entry.file_name))
+    monkeypatch.setenv("DEEPLAB_ZOO_URL", str(mirror))
+    folder = cache.ensure(entry, log=lambda _: None)
+    with open(os.path.join(folder, cache.VERIFICATION_FILE)) as f:
+        assert json.load(f)["label_agreement"] == 1.0
+    assert sorted(os.listdir(folder)) == sorted([
+        "TRAINING_DONE", "checkpoint", "frozen_inference_graph.pb",
+        "model.ckpt.data-00000-of-00001", "model.ckpt.index", "options.json",
+        "verification.json", "zoo_entry.json"])
+    with open(os.path.join(folder, "checkpoint")) as f:  # no longer the writer's tmp path
+        assert f.readline() == 'model_checkpoint_path: "model.ckpt"\n'

@@ -76,6 +76,29 @@ def build_tarballs(out_dir: str, top: str = "deeplab_tiny") -> dict[str, str]:
     return paths
 
 
+def tarball_from_checkpoint(prefix: str, options, path: str, top: str = "deeplab_ref") -> str:
+    """A tarball holding the checkpoint files at `prefix` (e.g. a TF1 checkpoint of the
+    reference fixtures, with its `checkpoint` file) and the frozen graph (crop CROP) this
+    project exports from the network `options` restored from it."""
+    import glob
+    import shutil
+
+    from deeplab.entry import load_model
+    from deeplab.export import frozen
+    from deeplab.export.graph import ExportModule, ExportOptions
+
+    model = load_model(options, prefix)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = os.path.join(tmp, top)
+        os.makedirs(folder)
+        for name in glob.glob(prefix + ".*") + glob.glob(os.path.join(
+                os.path.dirname(prefix), "checkpoint")):
+            shutil.copy(name, folder)
+        module = ExportModule(model, options, ExportOptions(crop_size=CROP))
+        frozen.write_frozen_graph(frozen.freeze(module), os.path.join(folder, frozen.FILE_NAME))
+        return write_tarball(folder, path)
+
+
 def write_tarball(folder: str, path: str, mtime: int = 0) -> str:
     """tar.gz of `folder` as one top-level directory; `mtime` changes the bytes only."""
     with tarfile.open(path, "w:gz") as tar:
