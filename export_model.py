@@ -2,6 +2,8 @@
 
   python export_model.py --checkpoint_path=CKPT --export_path=DIR \\
       [--format=frozen,saved_model,onnx,tflite | --format=all] [--tflite_quantize] \\
+      [--format=tflite_int8 --calibration_split=train [--quantized_eval_split=val] \\
+       --dataset=NAME --dataset_dir=SHARDS] \\
       [--crop_size=513 --crop_size=513] [--inference_scales=0.5 --inference_scales=1.0 ...] \\
       [--add_flipped_images] [model flags] [--overwrite]
 
@@ -25,7 +27,7 @@ import tensorflow as tf
 from absl import flags
 
 from deeplab import entry
-from deeplab.export import exporter, onnx
+from deeplab.export import exporter, formats, onnx
 from deeplab.export.graph import ExportModule, ExportOptions
 from deeplab.flags import define_model_flags
 from deeplab.utils.run_options import load_model_options
@@ -52,10 +54,22 @@ flags.DEFINE_bool("add_flipped_images", False, "Bake in left-right flipped infer
 flags.DEFINE_bool("save_inference_graph", False,
                   "Original flag (unfrozen graph); not supported: use --format=saved_model.")
 flags.DEFINE_list("format", ["frozen"],
-                  f"Formats to write, comma separated: {', '.join(exporter.FORMATS)} or all.")
+                  f"Formats to write, comma separated: {', '.join(formats.REGISTRY)}, or all "
+                  f"({', '.join(exporter.FORMATS)}).")
 flags.DEFINE_bool("tflite_quantize", False,
                   "With --format=tflite also write a dynamic-range quantised model.")
 flags.DEFINE_integer("onnx_opset", onnx.DEFAULT_OPSET, "ONNX opset for --format=onnx.")
+flags.DEFINE_string("calibration_split", None,
+                    "Split whose first --calibration_num_images images calibrate the "
+                    "activation ranges of --format=tflite_int8 (e.g. train).")
+flags.DEFINE_integer("calibration_num_images", 32, "Images read for calibration.")
+flags.DEFINE_string("quantized_eval_split", None,
+                    "Split on which quantised formats' mIoU is compared with the Keras model's "
+                    "at export (e.g. val); the export fails on a drop above the format's limit.")
+flags.DEFINE_string("dataset", "synthetic",
+                    "Built-in dataset of --dataset_dir (when it has no dataset.json).")
+flags.DEFINE_string("dataset_dir", None, "TFRecord shards for --calibration_split and "
+                    "--quantized_eval_split (default: the built-in synthetic dataset).")
 flags.DEFINE_bool("overwrite", False, "Replace an existing --export_path.")
 define_model_flags(FLAGS)
 zoo_flags.define_model_zoo_flag(FLAGS)
@@ -94,25 +108,81 @@ def _validate_flags() -> None:
                                     "as --crop_size=513 --crop_size=513")
 
 
+def _split_input(descriptor, model_variant: str):
+    from deeplab.evaluate import evaluator  # noqa: PLC0415 - only with a split
+
+    return evaluator.eval_input_options(descriptor, None, model_variant)
+
+
+def _calibration_images(dataset_dir: str, descriptor, model_variant: str) -> list:
+    """The first --calibration_num_images images of --calibration_split, uint8 [1, h, w, 3]."""
+    import numpy as np  # noqa: PLC0415
+
+    from deeplab.data import pipeline  # noqa: PLC0415
+
+    dataset = pipeline.make_dataset(dataset_dir, FLAGS.calibration_split, 1,
+                                    _split_input(descriptor, model_variant), training=False)
+    images = []
+    for batch in dataset.take(FLAGS.calibration_num_images).as_numpy_iterator():
+        height, width = int(batch["height"][0]), int(batch["width"][0])
+        pixels = batch["image"][:1, :height, :width]
+        images.append(np.clip(np.rint(pixels), 0, 255).astype(np.uint8))
+    if not images:
+        raise flags.ValidationError(f"--calibration_split={FLAGS.calibration_split}: no "
+                                    f"images in {dataset_dir}")
+    return images
+
+
+def _split_evaluator(dataset_dir: str, descriptor, model_variant: str):
+    """fn(run) -> mIoU (0..1) of `run` on --quantized_eval_split."""
+    from deeplab.evaluate import evaluator  # noqa: PLC0415
+
+    def evaluate(run):
+        return evaluator.run_evaluation(
+            evaluator.single_image_fn(run), dataset_dir, FLAGS.quantized_eval_split,
+            descriptor, _split_input(descriptor, model_variant), progress=False).result.miou
+
+    return evaluate
+
+
+def _dataset_hooks(model_variant: str) -> dict:
+    """calibration images and the split evaluator export() takes, from the split flags."""
+    if not (FLAGS.calibration_split or FLAGS.quantized_eval_split):
+        return {}
+    dataset_dir = entry.resolve_dataset_dir(FLAGS.dataset, FLAGS.dataset_dir)
+    descriptor = entry.dataset_descriptor(FLAGS.dataset, dataset_dir, bool(FLAGS.dataset_dir))
+    hooks = {}
+    if FLAGS.calibration_split:
+        hooks["calibration"] = _calibration_images(dataset_dir, descriptor, model_variant)
+    if FLAGS.quantized_eval_split:
+        hooks["evaluate"] = _split_evaluator(dataset_dir, descriptor, model_variant)
+    return hooks
+
+
 def main(argv):
     if len(argv) > 1:
         raise flags.ValidationError(f"unexpected arguments: {' '.join(argv[1:])}")
     zoo_flags.resolve_checkpoint_flag(FLAGS, "checkpoint_path")
     _validate_flags()
     tf.get_logger().setLevel(logging.ERROR)  # converters' deprecation chatter
-    formats = exporter.parse_formats(FLAGS.format)
+    names = exporter.parse_formats(FLAGS.format)
+    calibrated = [name for name in names if formats.get(name).needs_calibration]
+    if calibrated and not FLAGS.calibration_split:
+        raise flags.ValidationError(f"--format={calibrated[0]} needs --calibration_split "
+                                    "(images that set its activation ranges, e.g. train)")
     exporter.check_destination(FLAGS.export_path, FLAGS.overwrite)  # fail before loading
     crop = tuple(FLAGS.crop_size)
     export = ExportOptions(crop_size=crop, scales=FLAGS.inference_scales,
                            flip=FLAGS.add_flipped_images)
     options = entry.inference_model_options(FLAGS, FLAGS.checkpoint_path, FLAGS.num_classes,
-                                            crop_size=crop, **_stride_fields(FLAGS.checkpoint_path))
+                                            **_stride_fields(FLAGS.checkpoint_path))
     entry.check_crop_size("crop_size", crop, options.output_stride)
     model = entry.load_model(options, FLAGS.checkpoint_path)
-    exporter.export(ExportModule(model, options, export), FLAGS.export_path, formats,
+    exporter.export(ExportModule(model, options, export), FLAGS.export_path, names,
                     overwrite=FLAGS.overwrite, tflite_quantize=FLAGS.tflite_quantize,
-                    onnx_opset=FLAGS.onnx_opset, info={"checkpoint": FLAGS.checkpoint_path})
-    print(f"exported {', '.join(formats)} ({options.model_variant}, output stride "
+                    onnx_opset=FLAGS.onnx_opset, info={"checkpoint": FLAGS.checkpoint_path},
+                    **_dataset_hooks(options.model_variant))
+    print(f"exported {', '.join(names)} ({options.model_variant}, output stride "
           f"{options.output_stride}, crop {list(crop)}, scales {list(export.scales)}"
           f"{', flipped' if export.flip else ''}) to {FLAGS.export_path}")
 

@@ -61,3 +61,30 @@ def test_mismatched_checkpoint_is_a_clear_error_and_writes_nothing(train_dir, tm
     assert result.stderr.startswith("error:") or "\nerror:" in result.stderr
     assert "shapes differ" in result.stderr and "Traceback" not in result.stderr
     assert os.listdir(tmp_path) == ["bare"]
+
+
+@pytest.mark.slow
+def test_int8_export_is_calibrated_on_a_split_and_its_miou_checked(tmp_path):
+    from datasets.synthetic import write_synthetic_dataset
+    from deeplab.data.descriptors import get_descriptor
+
+    options = SMALL_OPTIONS.replace(num_classes=get_descriptor("synthetic").num_classes)
+    train = tmp_path / "train"
+    model_checkpoint(small_model(options)).save(str(train / "ckpt"))
+    save_run_options(str(train), model=options)
+    data = tmp_path / "data"
+    write_synthetic_dataset(str(data), num_train=4, num_val=3, image_size=(48, 64))
+    out = tmp_path / "int8"
+    result = _run("export_model.py", f"--checkpoint_path={train}", f"--export_path={out}",
+                  "--crop_size=65", "--crop_size=81", "--format=tflite_int8",
+                  "--calibration_split=train", "--calibration_num_images=4",
+                  "--quantized_eval_split=val", "--dataset=synthetic", f"--dataset_dir={data}")
+    assert result.returncode == 0, result.stderr
+    figures = json.loads((out / "export_info.json").read_text())["verification"]
+    int8 = figures["model_int8.tflite"]
+    assert int8["ok"] and int8["label_agreement"] >= 0.9
+    assert 0 < int8["keras_miou"] <= 100 and int8["miou_drop"] <= 2.0
+    assert "mIoU" in result.stdout
+    missing = _run("export_model.py", f"--checkpoint_path={train}",
+                   f"--export_path={tmp_path / 'no'}", "--format=tflite_int8")
+    assert missing.returncode == 2 and "needs --calibration_split" in missing.stderr

@@ -297,6 +297,9 @@ def main(argv=None) -> None:
                     print(f"round {index + 1}  {row:28s} {system:4s} median "
                           f"{result['median']:.3f} s  peak RSS {result['peak_rss'] / 1e9:.2f} GB",
                           flush=True)
+            if index + 1 < args.rounds:  # a table so far, in case the run is cut short
+                print(f"\nafter round {index + 1}:")
+                print_table(collected, args)
     print(f"\nXception-65 DeepLabv3+ OS16; ours 513x513, peer 512x512; {_header(args)}; "
           f"load average at the end {os.getloadavg()[0]:.2f}\n")
     print_table(collected, args)

@@ -22,8 +22,6 @@ from deeplab.export import frozen, onnx, saved_model
 from deeplab.export.errors import ExportError
 from deeplab.export.graph import INPUT_NAME, LABELS_NAME, PROBABILITIES_NAME
 
-FORMAT_SUFFIXES = {".pb": "frozen", ".onnx": "onnx", ".tflite": "tflite"}
-
 
 def as_uint8_images(images) -> np.ndarray:
     """[B, H, W, 3] raw pixels (uint8, or float in 0..255, rounded) -> uint8 numpy."""
@@ -196,16 +194,12 @@ class TfliteModel(ExportedModel):
         return self._interpreter.get_tensor(self._output).copy()
 
 
-LOADERS = {"frozen": FrozenGraphModel, "saved_model": SavedModelModel, "onnx": OnnxModel,
-           "tflite": TfliteModel}
-
-
 def artefacts_in(directory: str) -> list[str]:
     """Paths of the exported models directly inside `directory` (sorted)."""
     found = []
     for name in sorted(os.listdir(directory)):
         full = os.path.join(directory, name)
-        if os.path.isfile(full) and os.path.splitext(name)[1] in FORMAT_SUFFIXES:
+        if os.path.isfile(full) and _by_suffix(os.path.splitext(name)[1]) is not None:
             found.append(full)
         elif os.path.isfile(os.path.join(full, "saved_model.pb")):
             found.append(full)
@@ -227,11 +221,11 @@ def detect_format(path: str) -> tuple[str, str]:
             raise ExportError(f"{path}: pass one exported model (frozen .pb, SavedModel "
                               f"directory, .onnx or .tflite); this directory {detail}")
         return detect_format(found[0])
-    suffix = os.path.splitext(path)[1].lower()
-    if suffix not in FORMAT_SUFFIXES:
+    fmt = _by_suffix(os.path.splitext(path)[1])
+    if fmt is None:
         raise ExportError(f"{path}: unknown exported-model format (expected a frozen .pb, a "
                           "SavedModel directory, .onnx or .tflite)")
-    return FORMAT_SUFFIXES[suffix], path
+    return fmt.name, path
 
 
 def load_exported_model(path: str, **kwargs) -> ExportedModel:
@@ -240,5 +234,14 @@ def load_exported_model(path: str, **kwargs) -> ExportedModel:
     kwargs go to the format's loader (TFLite: num_threads). Raises ExportError (a
     ValueError) naming the path when it is missing, of an unknown format or unreadable.
     """
+    from deeplab.export import formats  # noqa: PLC0415 - the registry imports this module
+
     fmt, artefact = detect_format(path)
-    return LOADERS[fmt](artefact, **kwargs)
+    return formats.get(fmt).load(artefact, **kwargs)
+
+
+def _by_suffix(suffix: str):
+    """The registered format whose loader reads files ending with `suffix`, or None."""
+    from deeplab.export import formats  # noqa: PLC0415 - the registry imports this module
+
+    return formats.by_suffix(suffix)
