@@ -133,12 +133,13 @@ def main(argv):
     if FLAGS.num_replicas != 1 or FLAGS.num_ps_tasks != 0:
         raise flags.ValidationError("--num_replicas/--num_ps_tasks are not supported: start "
                                     "one process per machine with TF_CONFIG instead")
-    zoo_flags.resolve_checkpoint_flag(FLAGS, "tf_initial_checkpoint", model_flags=True,
-                                      set_dataset=False)
     options = train_options()
     from deeplab.train.strategy import make_strategy  # splits the CPU before TF starts
 
     strategy = make_strategy(options.num_clones)
+    if zoo_flags.resolve_checkpoint_flag(FLAGS, "tf_initial_checkpoint", model_flags=True,
+                                         set_dataset=False):  # after the CPU split
+        options = dataclasses.replace(options, tf_initial_checkpoint=FLAGS.tf_initial_checkpoint)
     from deeplab.flags import model_flag_values
     from deeplab.train.trainer import train
 
