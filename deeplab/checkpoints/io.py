@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import glob
+import logging
 import os
 import re
 import shutil
@@ -306,7 +307,19 @@ def restore_model(model: keras.Model, path: str, exclude_scopes=(), allow_missin
     values = {name: read_tensor(reader, prefix, entries[name]) for name in loaded}
     for name, value in values.items():
         variables[name].assign(np.asarray(value, dtype=variables[name].dtype))
+    _warn_if_rest_damaged(reader, prefix, {entries[name] for name in loaded})
     return report
+
+
+def _warn_if_rest_damaged(reader, prefix: str, read_keys: set) -> None:
+    """Reads the tensors the model did not take (optimizer slots, counters) and logs a
+    warning naming the first damaged one: the weights used are intact, the file is not."""
+    for key in sorted(set(reader.get_variable_to_shape_map()) - read_keys):
+        try:
+            read_tensor(reader, prefix, key)
+        except DamagedCheckpointError as exc:
+            logging.warning("%s; the model's own weights are intact and were used", exc)
+            return
 
 
 def _class_count_note(mismatched) -> str:
