@@ -32,6 +32,7 @@ import numpy as np
 from datasets import build_data, build_data_from_list, label_encoding, make_list
 from datasets.doctor_checks import FIX_MISSING, PairResult, Problem, check_pair, check_record
 from deeplab.data import class_weights, descriptors
+from deeplab.utils.atomic import write_json_atomically
 
 LABEL_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 REPORT_FILE = "report.json"
@@ -197,7 +198,7 @@ def write_outputs(report: dict, output_dir: str, samples, palette) -> list[str]:
                                       report["ignore_label"]),
     ]
     report["pictures"] = pictures
-    descriptors.write_json_atomic(os.path.join(output_dir, REPORT_FILE), report)
+    write_json_atomically(os.path.join(output_dir, REPORT_FILE), report)
     return [os.path.join(output_dir, REPORT_FILE), *pictures]
 
 

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 from absl import logging
 
-from deeplab.data.descriptors import write_json_atomic
+from deeplab.utils.atomic import write_json_atomically
 
 _TEMP = re.compile(r"^\.tmp-(\d+)-")
 _JOURNAL = re.compile(r"^\.replace-(.+)\.json$")
@@ -67,7 +67,7 @@ def replace_split(output_dir: str, split: str, temps: Sequence[str],
     """Puts complete temporary shards in place of the split's shards (see the module doc)."""
     journal = _journal_path(output_dir, split)
     renames = [[t, f] for t, f in zip(temps, finals, strict=True)]
-    write_json_atomic(journal, {"pid": os.getpid(), "renames": renames})
+    write_json_atomically(journal, {"pid": os.getpid(), "renames": renames})
     _finish(output_dir, split, renames)
     os.remove(journal)
 

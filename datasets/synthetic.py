@@ -24,6 +24,7 @@ from scipy import ndimage
 
 from datasets import build_data
 from deeplab.data import descriptors
+from deeplab.utils.atomic import write_json_atomically
 
 GENERATOR_VERSION = 1
 IGNORE_LABEL = 255
@@ -159,7 +160,7 @@ def write_synthetic_dataset(
                                                    registered.ignore_label)
     descriptor = dataclasses.replace(registered, splits=counts, class_statistics=stats)
     descriptors.write_descriptor(output_dir, descriptor)
-    descriptors.write_json_atomic(os.path.join(output_dir, PARAMS_FILE),
+    write_json_atomically(os.path.join(output_dir, PARAMS_FILE),
                                   _params(num_train, num_val, image_size, seed))
     return descriptor
 

@@ -12,10 +12,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import tempfile
 import threading
 
 import numpy as np
+
+from deeplab.utils.atomic import write_json_atomically
 
 DESCRIPTOR_FILE = "dataset.json"
 STAT_KEYS = ("pixels", "images", "image_pixels")
@@ -283,27 +284,9 @@ def read_descriptor_file(path: str) -> DatasetDescriptor:
         raise ValueError(f"{path}: cannot read dataset descriptor: {err}") from None
 
 
-def write_json_atomic(path: str, data) -> str:
-    """Writes `data` as indented JSON to `path` through a unique temporary file beside it."""
-    directory = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp",
-                               dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2)
-            f.write("\n")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    return path
-
-
 def write_descriptor(dataset_dir: str, descriptor: DatasetDescriptor) -> str:
     """Writes `dataset_dir/dataset.json` atomically; returns its path."""
-    return write_json_atomic(os.path.join(dataset_dir, DESCRIPTOR_FILE), descriptor.to_json())
+    return write_json_atomically(os.path.join(dataset_dir, DESCRIPTOR_FILE), descriptor.to_json())
 
 
 def load_descriptor(dataset_dir: str | None, name: str | None = None) -> DatasetDescriptor:

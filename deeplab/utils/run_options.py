@@ -10,9 +10,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import uuid
 
 from deeplab.model.options import ModelOptions
+from deeplab.utils.atomic import write_atomically
 
 OPTIONS_FILE = "options.json"
 TRAINING_DONE = "TRAINING_DONE"  # marker a finished training run leaves in its logdir
@@ -26,24 +26,6 @@ def _plain(value):
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     return value
-
-
-def write_atomically(path: str, text: str) -> str:
-    """Writes `text` to `path` through a uniquely named temporary file beside it (created
-    exclusively, so a shared folder's stray or planted `*.tmp` is never written through),
-    then renames it into place; returns `path`."""
-    folder, name = os.path.split(path)
-    tmp = os.path.join(folder or ".", f".{name}.{uuid.uuid4().hex}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    return path
 
 
 def save_run_options(logdir: str, **sections) -> str:
