@@ -44,6 +44,9 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be found, read, or does not fit the model."""
 
 
+USE_ANOTHER = "use another checkpoint"
+
+
 class DamagedCheckpointError(CheckpointError):
     """A stored tensor fails its size or checksum check (truncated or corrupted file)."""
 
@@ -90,7 +93,7 @@ def read_tensor(reader, prefix: str, key: str) -> np.ndarray:
         files = data_files(prefix)
         where = files[0] if len(files) == 1 else f"{prefix}.data-*"
         raise DamagedCheckpointError(f"{where}: variable {_pretty_key(key)} is damaged "
-                              f"({describe_failure(exc)}); use another checkpoint") from None
+                              f"({describe_failure(exc)}); {USE_ANOTHER}") from None
 
 
 def verify_checkpoint(prefix: str) -> int:
@@ -318,7 +321,8 @@ def _warn_if_rest_damaged(reader, prefix: str, read_keys: set) -> None:
         try:
             read_tensor(reader, prefix, key)
         except DamagedCheckpointError as exc:
-            logging.warning("%s; the model's own weights are intact and were used", exc)
+            logging.warning("%s; the model's own weights are intact and were used",
+                            str(exc).removesuffix(f"; {USE_ANOTHER}"))
             return
 
 

@@ -31,6 +31,7 @@ import tensorflow as tf
 
 from deeplab.checkpoints.io import (
     LAST_LAYER_SCOPES,
+    USE_ANOTHER,
     CheckpointError,
     describe_failure,
     model_checkpoint,
@@ -174,7 +175,8 @@ class Trainer:
             try:
                 verify_checkpoint(prefix)
             except CheckpointError as exc:
-                logging.warning("%s; resuming from an older checkpoint", exc)
+                logging.warning("%s; resuming from an older checkpoint",
+                                str(exc).removesuffix(f"; {USE_ANOTHER}"))
                 damaged.append(str(exc))
                 continue
             return prefix
