@@ -25,6 +25,7 @@ from deeplab.flags import (
     pair_flag,
     resize_flag_values,
 )
+from deeplab.train.losses import LOSSES
 from deeplab.train.options import LEARNING_POLICIES, OPTIMIZERS, PRECISIONS, TrainOptions
 from deeplab.utils.signals import exit_status
 from deeplab.zoo import flags as zoo_flags
@@ -73,6 +74,7 @@ flags.DEFINE_multi_string("label_weights", None,
                           "Per-class loss weights, repeated (one per class), or auto "
                           "(alias median_frequency): from the split's pixel counts in "
                           "dataset.json.")
+flags.DEFINE_enum("loss", _T.loss, list(LOSSES), "Training loss (deeplab.train.losses.LOSSES).")
 flags.DEFINE_string("tf_initial_checkpoint", None, "Checkpoint to start from (any format).")
 flags.DEFINE_boolean("initialize_last_layer", _T.initialize_last_layer,
                      "Also restore the last layers from tf_initial_checkpoint.")
@@ -148,9 +150,7 @@ def main(argv):
 
     options = dataclasses.replace(options, label_weights=resolve_label_weights(
         FLAGS.label_weights, descriptor, data.train_split))
-    model_options = model_options_from_flags(
-        FLAGS, descriptor.num_classes, crop_size=data.input.crop_size,
-        sync_batch_norm=FLAGS.sync_batch_norm)
+    model_options = model_options_from_flags(FLAGS, descriptor.num_classes)
     entry.check_crop_size("train_crop_size", data.input.crop_size, model_options.output_stride)
     logging.info("training %s on %s/%s with %d replica(s)", model_options.model_variant,
                  data.dataset_dir, data.train_split, strategy.num_replicas_in_sync)

@@ -90,12 +90,13 @@ class TrainingDiverged(ValueError):
     """The loss became NaN or infinite."""
 
 
-def build_training_model(options: ModelOptions, precision: str) -> keras.Model:
+def build_training_model(options: ModelOptions, precision: str,
+                         sync_batch_norm: bool = False) -> keras.Model:
     """The network with its layers' dtype policy set by `precision` (global policy restored)."""
     previous = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(POLICIES[precision])
     try:
-        return build_model(options)
+        return build_model(options, sync_batch_norm=sync_batch_norm)
     finally:
         keras.mixed_precision.set_global_policy(previous)
 
@@ -142,7 +143,8 @@ class Trainer:
         self.strategy = strategy
         self.chief = is_chief(strategy)
         with strategy.scope():
-            self.model = build_training_model(model_options, options.precision)
+            self.model = build_training_model(model_options, options.precision,
+                                              options.sync_batch_norm)
             if not options.fine_tune_batch_norm:
                 freeze_batch_norm(self.model)
             self.optimizer = make_optimizer(options)
@@ -250,23 +252,25 @@ class Trainer:
         if o.top_k_percent_pixels < 1.0:
             top_k = losses.top_k_ratio(self.optimizer.iterations, o.top_k_percent_pixels,
                                        o.hard_example_mining_step)
+        spec = losses.LossSpec(self.data.num_classes, self.data.ignore_label,
+                               o.upsample_logits, o.label_weights)
+        context = tf.distribute.get_replica_context()
         with tf.GradientTape() as tape:
             logits = self.model(images, training=True)
-            pixel_losses, count = losses.pixel_losses(
-                logits, labels, self.data.num_classes, self.data.ignore_label,
-                o.upsample_logits, o.label_weights)
-            global_count = tf.distribute.get_replica_context().all_reduce("sum", count)
-            ce = losses.replica_loss(pixel_losses, global_count, top_k, replicas)
-            decay = losses.weight_decay_loss(self.model, o.weight_decay) / replicas
-            loss = ce + decay
+            terms = {}
+            for name, (pixel_losses, count) in losses.get_loss(o.loss)(
+                    logits, labels, spec).items():
+                global_count = context.all_reduce("sum", count)
+                terms[name] = losses.replica_loss(pixel_losses, global_count, top_k, replicas)
+            terms["weight_decay"] = losses.weight_decay_loss(self.model, o.weight_decay) / replicas
+            loss = tf.add_n(list(terms.values()))
             scaled = self.optimizer.scale_loss(loss)  # loss scaling under fp16, else as is
         variables = self.model.trainable_variables
         grads = tape.gradient(scaled, variables)
         grads = [g * m if m != 1.0 else g for g, m in zip(grads, self.multipliers, strict=True)]
         self.optimizer.apply(grads, variables)
         norm = tf.linalg.global_norm([tf.cast(g, tf.float32) for g in grads])
-        return {"total_loss": loss, "cross_entropy": ce, "weight_decay": decay,
-                "gradient_norm": norm}
+        return {"total_loss": loss, **terms, "gradient_norm": norm}
 
     def make_step_fn(self):
         """One training step as a tf.function: iterator -> {name: scalar} summed over replicas.
@@ -387,11 +391,11 @@ def train(model_options: ModelOptions, options: TrainOptions, data: DataOptions,
     """Checks the logdir against earlier runs, then trains; see the module docstring."""
     saved = load_run_options(options.train_logdir) if os.path.isdir(
         options.train_logdir) else None
-    if saved and "model" in saved and saved["model"] != model_options.to_dict():
-        changed = sorted(k for k, v in model_options.to_dict().items()
-                         if saved["model"].get(k) != v)
-        raise ValueError(f"{options.train_logdir} holds a run with other model options "
-                         f"({', '.join(changed)}); use a new --train_logdir")
+    if saved and "model" in saved:
+        changed = ModelOptions.from_dict(saved["model"]).differences(model_options)
+        if changed:
+            raise ValueError(f"{options.train_logdir} holds a run with other model options "
+                             f"({', '.join(changed)}); use a new --train_logdir")
     if options.seed is not None:
         keras.utils.set_random_seed(options.seed)
     return Trainer(model_options, options, data, strategy).run()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -92,6 +93,21 @@ def test_a_finished_run_started_again_runs_no_step_and_stays_done(first_run, dat
 def test_other_model_options_in_the_same_logdir_are_refused(first_run, data):
     with pytest.raises(ValueError, match="other model options.*num_classes"):
         train(MODEL.replace(num_classes=7), options(first_run[0]), data, strategy())
+
+
+def test_resumes_with_another_crop_size_synchronised_batch_norm_and_older_options(
+        first_run, data, tmp_path):
+    """Crop size and BatchNorm synchronisation are training choices, not the network: a run
+    resumes with other values, also from an options.json written before they moved out of
+    the model options (which then held crop_size and sync_batch_norm)."""
+    logdir = _copy(first_run, tmp_path)
+    saved = json.loads((logdir / "options.json").read_text())
+    saved["model"].update(crop_size=[33, 33], sync_batch_norm=False)
+    (logdir / "options.json").write_text(json.dumps(saved))
+    bigger = dataclasses.replace(data, input=InputOptions(crop_size=(49, 49)))
+    result = train(MODEL, options(logdir, training_number_of_steps=4, sync_batch_norm=True),
+                   bigger, strategy())
+    assert result.step == 4
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(first_run, data, tmp_path):
