@@ -62,6 +62,9 @@ def _args(argv=None) -> argparse.Namespace:
     parser.add_argument("--batch_size", type=int, default=2)
     parser.add_argument("--peer_python", default=sys.executable,
                         help="Python with torch, timm and segmentation-models-pytorch")
+    parser.add_argument("--reuse_workdir", default=None,
+                        help="directory of an earlier run's exports (xception65/ inside) to "
+                        "time instead of exporting again")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--workdir", default=None, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
@@ -277,8 +280,8 @@ def main(argv=None) -> None:
         return
     print(_header(args), flush=True)
     with tempfile.TemporaryDirectory(prefix="deeplab-compare-") as workdir:
-        args.workdir = workdir
-        if "export" in args.rows.split(","):
+        args.workdir = args.reuse_workdir or workdir
+        if "export" in args.rows.split(",") and not args.reuse_workdir:
             print("exporting xception65 (frozen, SavedModel, ONNX, TFLite int8) ...", flush=True)
             prepared = _run(_ours(args, "prepare:"), "export")
             if prepared is None:
