@@ -1,6 +1,6 @@
-"""Forward time at 513x513, batch 1: xception65 DeepLabv3+ (OS16) and mobilenet_v2 (OS16).
+"""Forward time, batch 1, of each network at its model-zoo evaluation size, with multiply-adds.
 
-  python bench/forward.py [--models=xception65,mobilenet_v2] [--precisions=fp32,bf16]
+  python bench/forward.py [--models=xception65,mobilenet_v2|all] [--precisions=fp32,bf16]
       [--compile=graph[,xla]] [--runs=10] [--warmup=3]
 
 Each model is built with `deeplab.train.trainer.build_training_model(options, precision)`
@@ -8,14 +8,16 @@ Each model is built with `deeplab.train.trainer.build_training_model(options, pr
 training=False inside tf.function(jit_compile=False) ("graph") and, with --compile=graph,xla,
 tf.function(jit_compile=True) ("xla") as extra rows. Weights are random (time does not
 depend on them). After the warm-up calls (the first one traces and compiles) each timed run
-feeds the same random float32 image and fetches the logits to numpy. GFLOP/s = 2 * MACs / median s,
-with MACs counted by `count_macs` (Conv2D and DepthwiseConv2D only) at 513x513. Threads: TF
-default. Prints the versions, whether oneDNN is on, and a markdown table.
+feeds the same random float32 image and fetches the logits to numpy. GFLOP/s = 2 * MACs /
+median s, with MACs counted by `count_macs` (Conv2D and DepthwiseConv2D only) at the variant's
+size (513x513; the Cityscapes networks at 1025x2049, next to model_zoo.md's published
+figures). Threads: TF default. Prints the versions, whether oneDNN is on, and a markdown table.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import platform
 import sys
@@ -30,20 +32,53 @@ XCEPTION65_REFERENCE_GMACS = 54.99
 COMPILES = {"graph": False, "xla": True}
 
 
-def _variants():
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    """A benchmarked network: its options, the input (height, width) it runs at (the model
+    zoo's evaluation size) and the zoo's published multiply-adds there (G), if any."""
+
+    options: object
+    size: tuple[int, int] = (SIZE, SIZE)
+    published_gmacs: float | None = None
+
+
+def _variants() -> dict[str, Variant]:
+    from deeplab.model.dense_prediction_cell import CITYSCAPES_CELL, load_config
     from deeplab.model.options import ModelOptions
 
+    cityscapes = (1025, 2049)
+    mobilenet_v3_head = dict(
+        num_classes=19, output_stride=32, image_pooling_crop_size=(769, 769),
+        image_pooling_stride=(4, 5), aspp_convs_filters=128, aspp_with_concat_projection=False,
+        aspp_with_squeeze_and_excitation=True, image_se_uses_qsigmoid=True,
+        decoder_use_sum_merge=True, decoder_filters=19, decoder_output_is_logits=True,
+        decoder_output_stride=8)
     return {
-        "xception65": ModelOptions(model_variant="xception_65", atrous_rates=(6, 12, 18),
-                                   output_stride=16, decoder_output_stride=4, num_classes=21),
-        "mobilenet_v2": ModelOptions(model_variant="mobilenet_v2", num_classes=21),
+        "xception65": Variant(ModelOptions(model_variant="xception_65", atrous_rates=(6, 12, 18),
+                                           output_stride=16, decoder_output_stride=4,
+                                           num_classes=21),
+                              published_gmacs=XCEPTION65_REFERENCE_GMACS),
+        "mobilenet_v2": Variant(ModelOptions(model_variant="mobilenet_v2", num_classes=21)),
+        "mobilenet_v3_large": Variant(ModelOptions(
+            model_variant="mobilenet_v3_large_seg", **mobilenet_v3_head), cityscapes, 15.95),
+        "mobilenet_v3_small": Variant(ModelOptions(
+            model_variant="mobilenet_v3_small_seg", **mobilenet_v3_head), cityscapes, 4.63),
+        "xception71_dpc": Variant(ModelOptions(
+            model_variant="xception_71", num_classes=19, output_stride=16,
+            decoder_output_stride=4, dense_prediction_cell_config=load_config(CITYSCAPES_CELL)),
+            cityscapes, 502.07),
+        "mobilenet_edgetpu": Variant(ModelOptions(model_variant="mobilenet_edgetpu",
+                                                  num_classes=19), (513, 513)),
+        "mobilenet_edgetpu_slim": Variant(ModelOptions(
+            model_variant="mobilenet_edgetpu", num_classes=19, depth_multiplier=0.75,
+            aspp_convs_filters=128), (513, 513)),
     }
 
 
 def _args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="xception65,mobilenet_v2",
-                        help="comma-separated: xception65, mobilenet_v2")
+                        help="comma-separated, or all: " + ", ".join(_variants()))
     parser.add_argument("--precisions", default="fp32,bf16", help="comma-separated: fp32, bf16")
     parser.add_argument("--compile", default="graph",
                         help="comma-separated: graph (jit_compile=False), xla (jit_compile=True;"
@@ -108,19 +143,24 @@ def matmul_gflops(dtype: str, n: int = 2048, runs: int = 10) -> float:
 def time_forward(name: str, precision: str, runs: int, warmup: int,
                  compile_name: str = "graph") -> dict:
     """One configuration in this process: {first, median, min (s), times, macs} of
-    `name`'s forward at SIZE x SIZE, batch 1 (see the module docstring)."""
-    import numpy as np
+    `name`'s forward at its size, batch 1 (see the module docstring)."""
     import tensorflow as tf
 
     from deeplab.train.trainer import build_training_model
 
-    model = build_training_model(_variants()[name], precision)
-    image = tf.constant(np.random.default_rng(0).uniform(0, 255, (1, SIZE, SIZE, 3)),
-                        tf.float32)
+    variant = _variants()[name]
+    model = build_training_model(variant.options, precision)
     fn = tf.function(lambda x: model(x, training=False), jit_compile=COMPILES[compile_name])
-    first, median, best, times = _time(fn, image, warmup, runs, all_times=True)
+    first, median, best, times = _time(fn, _image(variant.size), warmup, runs, all_times=True)
     return {"first": first, "median": median, "min": best, "times": times,
-            "macs": count_macs(model, (SIZE, SIZE))}
+            "macs": count_macs(model, variant.size)}
+
+
+def _image(size):
+    import numpy as np
+    import tensorflow as tf
+
+    return tf.constant(np.random.default_rng(0).uniform(0, 255, (1, *size, 3)), tf.float32)
 
 
 def onednn_enabled() -> bool:
@@ -138,8 +178,7 @@ def main(argv=None) -> None:
     from deeplab.train.trainer import build_training_model
 
     variants = _variants()
-    image = tf.constant(np.random.default_rng(0).uniform(0, 255, (1, SIZE, SIZE, 3)),
-                        tf.float32)
+    names = list(variants) if args.models == "all" else args.models.split(",")
     print(f"TF {tf.__version__}, Keras {keras.__version__}, NumPy {np.__version__}, "
           f"Python {platform.python_version()}; oneDNN {'on' if onednn_enabled() else 'off'} "
           f"(TF_ENABLE_ONEDNN_OPTS={os.environ.get('TF_ENABLE_ONEDNN_OPTS', 'unset')}); "
@@ -151,14 +190,15 @@ def main(argv=None) -> None:
         f"{p} {matmul_gflops(d):.0f} GFLOP/s" for p, d in (("fp32", "float32"),
                                                          ("bf16", "bfloat16"))), flush=True)
     rows, macs = [], {}
-    for name in args.models.split(","):
-        options = variants[name]
+    for name in names:
+        variant = variants[name]
+        image = _image(variant.size)
         for precision in args.precisions.split(","):
-            model = build_training_model(options, precision)
+            model = build_training_model(variant.options, precision)
             if name not in macs:
-                macs[name] = count_macs(model, (SIZE, SIZE))
-                print(f"{name}: {macs[name] / 1e9:.2f} G multiply-adds at {SIZE}x{SIZE} "
-                      "(count_macs)", flush=True)
+                macs[name] = count_macs(model, variant.size)
+                print(f"{name}: {macs[name] / 1e9:.2f} G multiply-adds at "
+                      f"{variant.size[0]}x{variant.size[1]} (count_macs)", flush=True)
             for compile_name in args.compile.split(","):
                 fn = tf.function(lambda x, m=model: m(x, training=False),
                                  jit_compile=COMPILES[compile_name])
@@ -174,18 +214,18 @@ def main(argv=None) -> None:
                       f"median {median:.3f} s  min {best:.3f} s", flush=True)
             del model
             keras.backend.clear_session()
-    print(f"\nForward pass, {SIZE}x{SIZE}, batch 1, {args.runs} timed runs after "
-          f"{args.warmup} warm-up; GFLOP/s = 2 x MACs / median (FLOPs = 2 x multiply-adds); "
+    print(f"\nForward pass, batch 1, {args.runs} timed runs after {args.warmup} warm-up; "
+          f"GFLOP/s = 2 x MACs / median (FLOPs = 2 x multiply-adds); "
           f"load average {os.getloadavg()[0]:.2f}\n")
-    print("| model | dtype | compile | first call s | median s | min s | GFLOP/s |")
-    print("|---|---|---|---|---|---|---|")
+    print("| model | input | G multiply-adds (published) | dtype | compile | first call s | "
+          "median s | min s | GFLOP/s |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for name, precision, compile_name, first, median, best, gflops in rows:
-        print(f"| {name} | {precision} | {compile_name} | {first:.1f} | {median:.3f} | "
+        variant = variants[name]
+        published = f" ({variant.published_gmacs})" if variant.published_gmacs else ""
+        print(f"| {name} | {variant.size[0]}x{variant.size[1]} | {macs[name] / 1e9:.2f}"
+              f"{published} | {precision} | {compile_name} | {first:.1f} | {median:.3f} | "
               f"{best:.3f} | {gflops:.1f} |")
-    if "xception65" in macs:
-        print(f"\ncount_macs(xception65 DeepLabv3+ OS16, {SIZE}x{SIZE}) = "
-              f"{macs['xception65'] / 1e9:.2f} G multiply-adds "
-              f"(reference {XCEPTION65_REFERENCE_GMACS} G).")
 
 
 if __name__ == "__main__":

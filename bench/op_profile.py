@@ -39,7 +39,7 @@ def _keras_graph_def(precision: str):
 
     from deeplab.train.trainer import build_training_model
 
-    model = build_training_model(_variants()["xception65"], precision)
+    model = build_training_model(_variants()["xception65"].options, precision)
     function = tf.function(lambda x: model(x, training=False)).get_concrete_function(
         tf.TensorSpec([1, SIZE, SIZE, 3], tf.float32, name="images"))
     frozen = convert_to_constants.convert_variables_to_constants_v2(function)
