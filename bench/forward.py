@@ -43,35 +43,29 @@ class Variant:
 
 
 def _variants() -> dict[str, Variant]:
-    from deeplab.model.dense_prediction_cell import CITYSCAPES_CELL, load_config
+    """The networks; the zoo's Cityscapes ones take their options from the model-zoo
+    registry (`deeplab/zoo/model_zoo.json`)."""
     from deeplab.model.options import ModelOptions
+    from deeplab.zoo.registry import get_entry
 
     cityscapes = (1025, 2049)
-    mobilenet_v3_head = dict(
-        num_classes=19, output_stride=32, image_pooling_crop_size=(769, 769),
-        image_pooling_stride=(4, 5), aspp_convs_filters=128, aspp_with_concat_projection=False,
-        aspp_with_squeeze_and_excitation=True, image_se_uses_qsigmoid=True,
-        decoder_use_sum_merge=True, decoder_filters=19, decoder_output_is_logits=True,
-        decoder_output_stride=8)
+
+    def zoo(name):
+        return get_entry(name).model_options()
+
     return {
         "xception65": Variant(ModelOptions(model_variant="xception_65", atrous_rates=(6, 12, 18),
                                            output_stride=16, decoder_output_stride=4,
                                            num_classes=21),
                               published_gmacs=XCEPTION65_REFERENCE_GMACS),
         "mobilenet_v2": Variant(ModelOptions(model_variant="mobilenet_v2", num_classes=21)),
-        "mobilenet_v3_large": Variant(ModelOptions(
-            model_variant="mobilenet_v3_large_seg", **mobilenet_v3_head), cityscapes, 15.95),
-        "mobilenet_v3_small": Variant(ModelOptions(
-            model_variant="mobilenet_v3_small_seg", **mobilenet_v3_head), cityscapes, 4.63),
-        "xception71_dpc": Variant(ModelOptions(
-            model_variant="xception_71", num_classes=19, output_stride=16,
-            decoder_output_stride=4, dense_prediction_cell_config=load_config(CITYSCAPES_CELL)),
-            cityscapes, 502.07),
-        "mobilenet_edgetpu": Variant(ModelOptions(model_variant="mobilenet_edgetpu",
-                                                  num_classes=19), (513, 513)),
-        "mobilenet_edgetpu_slim": Variant(ModelOptions(
-            model_variant="mobilenet_edgetpu", num_classes=19, depth_multiplier=0.75,
-            aspp_convs_filters=128), (513, 513)),
+        "mobilenet_v3_large": Variant(zoo("mobilenetv3_large_cityscapes_trainfine"),
+                                      cityscapes, 15.95),
+        "mobilenet_v3_small": Variant(zoo("mobilenetv3_small_cityscapes_trainfine"),
+                                      cityscapes, 4.63),
+        "xception71_dpc": Variant(zoo("xception71_dpc_cityscapes_trainfine"), cityscapes, 502.07),
+        "mobilenet_edgetpu": Variant(zoo("EdgeTPU-DeepLab"), (513, 513)),
+        "mobilenet_edgetpu_slim": Variant(zoo("EdgeTPU-DeepLab-slim"), (513, 513)),
     }
 
 
