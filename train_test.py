@@ -135,7 +135,11 @@ def test_eight_clones_match_one_device(data_dir, tmp_path):
     assert result["replicas"] == 8 and result["same_init"]
     np.testing.assert_allclose(result["losses"]["eight"], result["losses"]["one"], rtol=1e-3)
     assert result["moved"] > 1e-3  # training changed the weights...
-    assert result["max_rel_weight_diff"] < 2e-3  # ...the same way on 1 and 8 devices
+    # ...the same way on 1 and 8 devices. The bar allows float32 summation order: below 2e-3
+    # with oneDNN kernels, 7.2e-3 (a depthwise kernel's gradient) with TF's Eigen kernels on
+    # AVX2-only CPUs, identical at the commit before this one; a replica-normalisation error
+    # would be of the order of the update itself.
+    assert result["max_rel_weight_diff"] < 1e-2
 
 
 def _free_ports(n):
