@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 
 from deeplab.checkpoints.io import restore_model
-from deeplab.model.backbones import MODEL_VARIANTS
 from deeplab.model.deeplab import build_model
 from deeplab.model.dense_prediction_cell import CITYSCAPES_CELL, load_config
 from deeplab.model.layers import resize_bilinear_align_corners
@@ -51,17 +50,15 @@ def _fixtures() -> dict[str, Fixture]:
             decoder_output_stride=4, dense_prediction_cell_config=load_config(CITYSCAPES_CELL)),
             5e-3, 41_818_955),
     }
-    if "mobilenet_v3_large_seg" in MODEL_VARIANTS:
-        for size, params in (("large", 1_525_230), ("small", 477_454)):
-            fixtures[f"mobilenet_v3_{size}_seg"] = Fixture(ModelOptions(
-                model_variant=f"mobilenet_v3_{size}_seg", **MOBILENET_V3_HEAD), 5e-4, params,
-                (769, 1025))
-    if "mobilenet_edgetpu" in MODEL_VARIANTS:
-        fixtures["mobilenet_edgetpu"] = Fixture(ModelOptions(
-            model_variant="mobilenet_edgetpu", num_classes=19), 2e-3, 3_643_699)
-        fixtures["mobilenet_edgetpu_slim"] = Fixture(ModelOptions(
-            model_variant="mobilenet_edgetpu", num_classes=19, depth_multiplier=0.75,
-            aspp_convs_filters=128), 2e-3, 1_972_443)
+    for size, params in (("large", 1_525_230), ("small", 477_454)):
+        fixtures[f"mobilenet_v3_{size}_seg"] = Fixture(ModelOptions(
+            model_variant=f"mobilenet_v3_{size}_seg", **MOBILENET_V3_HEAD), 5e-4, params,
+            (769, 1025))
+    fixtures["mobilenet_edgetpu"] = Fixture(ModelOptions(
+        model_variant="mobilenet_edgetpu", num_classes=19), 2e-3, 3_643_699)
+    fixtures["mobilenet_edgetpu_slim"] = Fixture(ModelOptions(
+        model_variant="mobilenet_edgetpu", num_classes=19, depth_multiplier=0.75,
+        aspp_convs_filters=128), 2e-3, 1_972_443)
     return fixtures
 
 

@@ -34,12 +34,6 @@ def model_variants() -> tuple[str, ...]:
     return MODEL_VARIANTS
 
 
-def __getattr__(name):  # MODEL_VARIANTS stays importable from here without an import cycle
-    if name == "MODEL_VARIANTS":
-        return model_variants()
-    raise AttributeError(name)
-
-
 @dataclasses.dataclass(frozen=True)
 class ModelOptions:
     """Settings that change the DeepLabv3 / DeepLabv3+ network, and nothing else.
