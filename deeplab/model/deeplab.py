@@ -13,7 +13,6 @@ from __future__ import annotations
 import keras
 
 from deeplab.model import backbones, decoder, heads
-from deeplab.model.aspp import scale_dimension  # noqa: F401 - part of this module's API
 from deeplab.model.backbone_spec import OUTPUT
 from deeplab.model.layers import NormSpec, Preprocess, conv_norm_act
 from deeplab.model.options import ModelOptions
