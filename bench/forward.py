@@ -5,8 +5,10 @@
 
 Each model is built with `deeplab.train.trainer.build_training_model(options, precision)`
 (fp32: float32 policy; bf16: mixed_bfloat16, logits in float32) and called with
-training=False inside tf.function(jit_compile=False) ("graph") and, with --compile=graph,xla,
-tf.function(jit_compile=True) ("xla") as extra rows. Weights are random (time does not
+training=False, BatchNorm baked into the convolutions once as `Predictor` runs it
+(`deeplab.model.predict.inference_function`), inside tf.function(jit_compile=False)
+("graph") and, with --compile=graph,xla, tf.function(jit_compile=True) ("xla") as extra
+rows. Weights are random (time does not
 depend on them). After the warm-up calls (the first one traces and compiles) each timed run
 feeds the same random float32 image and fetches the logits to numpy. GFLOP/s = 2 * MACs /
 median s, with MACs counted by `count_macs` (Conv2D and DepthwiseConv2D only) at the variant's
@@ -140,11 +142,13 @@ def time_forward(name: str, precision: str, runs: int, warmup: int,
     `name`'s forward at its size, batch 1 (see the module docstring)."""
     import tensorflow as tf
 
+    from deeplab.model.predict import inference_function
     from deeplab.train.trainer import build_training_model
 
     variant = _variants()[name]
     model = build_training_model(variant.options, precision)
-    fn = tf.function(lambda x: model(x, training=False), jit_compile=COMPILES[compile_name])
+    run, _ = inference_function(model)  # as Predictor runs it: BatchNorm baked once
+    fn = tf.function(run, jit_compile=COMPILES[compile_name])
     first, median, best, times = _time(fn, _image(variant.size), warmup, runs, all_times=True)
     return {"first": first, "median": median, "min": best, "times": times,
             "macs": count_macs(model, variant.size)}

@@ -132,9 +132,7 @@ class ExportModule(tf.Module):
         self.options = options
         self.export = export
         self.num_classes = options.num_classes
-        self.folded = {name: (tf.Variable(kernel, trainable=False, name=f"{name}_kernel"),
-                              tf.Variable(bias, trainable=False, name=f"{name}_bias"))
-                       for name, (kernel, bias) in conv.bake_batch_norm(model).items()}
+        self.folded = conv.baked_variables(model)
 
     def outputs(self, images) -> dict:
         with conv.baked(self.model, self.folded):

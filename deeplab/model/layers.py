@@ -15,7 +15,7 @@ import keras
 import tensorflow as tf
 
 from deeplab.model.backbone_spec import MEAN_RGB, SUBTRACT_MEAN, UNIT_RANGE
-from deeplab.model.conv import Conv2D, DepthwiseConv2D, fold_batch_norm
+from deeplab.model.conv import Activation, Conv2D, DepthwiseConv2D, fold_batch_norm
 
 # TF1's fused BatchNorm kernel, which every BatchNorm of the original runs, raises a smaller
 # epsilon to this value; the original therefore computes with it wherever 1e-5 is asked for.
@@ -81,22 +81,24 @@ def fixed_padding(x, kernel_size: int, rate: int = 1, name: str | None = None):
                                       name=name)(x)
 
 
-def _normalise(x, conv, norm: NormSpec | None, scope: str, channels: int):
-    """`norm` (if any) applied to `x`, the output of `conv`; a BatchNorm is folded into it."""
-    if norm is None:
-        return x
-    layer = norm_layer(norm, scope, channels)
-    x = layer(x)
-    fold_batch_norm(conv, layer)
+def _normalise_activate(x, conv, norm: NormSpec | None, activation, scope: str,
+                        channels: int):
+    """`activation(norm(x))` (each if given) of `x`, the output of `conv`; a BatchNorm and
+    the activation after it are folded into `conv` (`deeplab.model.conv.fold_batch_norm`).
+
+    activation: a Keras activation name or a function (the layer is named by its __name__).
+    """
+    normed = x if norm is None else norm_layer(norm, scope, channels)
+    if norm is not None:
+        x = normed(x)
+    act = None
+    if activation is not None:
+        label = activation if isinstance(activation, str) else activation.__name__
+        act = Activation(activation, name=keras_name(f"{scope}/{label}"))
+        x = act(x)
+    if norm is not None:
+        fold_batch_norm(conv, normed, act)
     return x
-
-
-def _activate(x, activation, scope: str):
-    """`activation` (a Keras activation name or a function, named by its __name__) or x."""
-    if activation is None:
-        return x
-    label = activation if isinstance(activation, str) else activation.__name__
-    return keras.layers.Activation(activation, name=keras_name(f"{scope}/{label}"))(x)
 
 
 def conv_norm_act(x, filters: int, kernel_size: int, scope: str, norm: NormSpec | None,
@@ -116,8 +118,7 @@ def conv_norm_act(x, filters: int, kernel_size: int, scope: str, norm: NormSpec 
         use_bias = norm is None
     conv = Conv2D(filters, kernel_size, strides=stride, dilation_rate=rate, padding=padding,
                   use_bias=use_bias, name=keras_name(scope), dtype=dtype)
-    x = _normalise(conv(x), conv, norm, scope, filters)
-    return _activate(x, activation, scope)
+    return _normalise_activate(conv(x), conv, norm, activation, scope, filters)
 
 
 def depthwise_norm_act(x, kernel_size: int, scope: str, norm: NormSpec | None,
@@ -130,8 +131,7 @@ def depthwise_norm_act(x, kernel_size: int, scope: str, norm: NormSpec | None,
         padding = "valid"
     conv = DepthwiseConv2D(kernel_size, strides=stride, dilation_rate=rate, padding=padding,
                            use_bias=False, name=keras_name(scope))
-    x = _normalise(conv(x), conv, norm, scope, x.shape[-1])
-    return _activate(x, activation, scope)
+    return _normalise_activate(conv(x), conv, norm, activation, scope, x.shape[-1])
 
 
 def separable_conv_norm_act(x, filters: int, kernel_size: int, scope: str,

@@ -27,6 +27,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from deeplab.model import conv
 from deeplab.model.backbones import mean_pixel
 from deeplab.model.layers import resize_bilinear_align_corners
 from deeplab.model.options import ModelOptions
@@ -126,11 +127,35 @@ def window_starts(length: int, window: int, step: int) -> list[int]:
     return starts
 
 
+def inference_function(model: keras.Model, compute=None):
+    """A function (to wrap in tf.function) computing `compute(model, ...)` (default:
+    `model(images, training=False)`) with every BatchNorm baked into its convolution's
+    weights, in the compute dtype, as they are now (`deeplab.model.conv.baked_variables`):
+    no fold and no weight cast per call. Returns (function, baked variables); re-assign them with
+    `rebake(model, variables)` after the model's weights change."""
+    compute = compute or (lambda m, images: m(images, training=False))
+    folded = conv.baked_variables(model, compute_dtype=True)
+
+    def run(*args):
+        with conv.baked(model, folded):
+            return compute(model, *args)
+
+    return run, folded
+
+
+def rebake(model: keras.Model, folded: dict) -> None:
+    """Re-assigns the variables of `inference_function` from the model's current weights."""
+    for name, (kernel, bias) in conv.bake_batch_norm(model).items():
+        folded[name][0].assign(tf.cast(kernel, folded[name][0].dtype))
+        folded[name][1].assign(tf.cast(bias, folded[name][1].dtype))
+
+
 class Predictor:
     """A model plus how to run it; callable on raw-pixel images [B, H, W, 3].
 
     `probabilities(images)` -> float32 [B, H, W, C]; `labels(images)` -> int32 [B, H, W].
-    The per-image computation is one tf.function over dynamic shapes, traced once.
+    The per-image computation is one tf.function over dynamic shapes, traced once, on the
+    weights the model has when the Predictor is made (`refresh()` re-reads them).
     """
 
     def __init__(self, model: keras.Model, options: ModelOptions,
@@ -140,10 +165,15 @@ class Predictor:
         self.inference = inference or InferenceOptions()
         stride = logits_stride(options)
         scales, flip = self.inference.scales, self.inference.flip
+        run, self._folded = inference_function(
+            model, lambda m, images: multi_scale_probabilities(m, images, stride, scales, flip))
         self._whole = tf.function(
-            lambda images: multi_scale_probabilities(model, images, stride, scales, flip),
-            input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)],
+            run, input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)],
             reduce_retracing=True)
+
+    def refresh(self) -> None:
+        """Takes the model's current weights (after a restore or a training step)."""
+        rebake(self.model, self._folded)
 
     def window_for(self, height: int, width: int):
         """(window, stride) for an image of height x width, or None to run it whole.

@@ -3,7 +3,9 @@
 Every max-pool of the original Xception is a strided separable conv; once the requested
 output stride is reached, later strides become atrous rates. Each unit is three separable
 convs (ReLU before each, depthwise + BN + pointwise + BN) plus a shortcut; the exit flow's
-last unit puts the ReLUs inside the separable convs instead and has no shortcut.
+last unit puts the ReLUs inside the separable convs instead and has no shortcut. The ReLU
+before a unit's second and third separable conv is built as the previous pointwise conv's
+activation (the same function), so a folded BatchNorm lets that convolution fuse it.
 """
 
 from __future__ import annotations
@@ -62,18 +64,30 @@ NORM_DECAY = 0.9997
 
 
 def _xception_module(x, block: Block, scope: str, norm: NormSpec, stride: int, rate: int,
-                     unit_rates, end_points: dict):
-    """One unit: [B, H, W, C] -> [B, H/stride, W/stride, block.depths[-1]]."""
+                     unit_rates, taps: dict):
+    """One unit: [B, H, W, C] -> [B, H/stride, W/stride, block.depths[-1]].
+
+    taps: {pointwise scope: None} of outputs wanted un-activated; filled in with them.
+    """
     residual = x
     inner = "relu" if block.activation_inside else None
     for i, depth in enumerate(block.depths):
         conv_scope = f"{scope}/separable_conv{i + 1}"
-        if not block.activation_inside:
+        pointwise = f"{conv_scope}_pointwise"
+        if not block.activation_inside and i == 0:  # the unit's input is the shortcut's too
             residual = keras.layers.ReLU(name=keras_name(f"{conv_scope}/pre_relu"))(residual)
+        # The ReLU before the next separable conv is this one's pointwise activation, which
+        # the folded convolution fuses; unless the un-activated output is tapped.
+        then_relu = not block.activation_inside and i < 2
+        activation = "relu" if then_relu and pointwise not in taps else inner
         residual = separable_conv_norm_act(
             residual, depth, 3, conv_scope, norm, stride=stride if i == 2 else 1,
-            rate=rate * unit_rates[i], depthwise_activation=inner, pointwise_activation=inner)
-        end_points[f"{conv_scope}_pointwise"] = residual
+            rate=rate * unit_rates[i], depthwise_activation=inner, pointwise_activation=activation)
+        if pointwise in taps:
+            taps[pointwise] = residual
+            if then_relu:
+                next_scope = f"{scope}/separable_conv{i + 2}"
+                residual = keras.layers.ReLU(name=keras_name(f"{next_scope}/pre_relu"))(residual)
     if block.skip == "conv":
         shortcut = conv_norm_act(x, block.depths[-1], 1, f"{scope}/shortcut", norm,
                                  stride=stride, activation=None)
@@ -95,15 +109,16 @@ def build(images, options, norm: NormSpec) -> dict:
     x = conv_norm_act(images, 32, 3, f"{variant}/entry_flow/conv1_1", norm, stride=2)
     x = conv_norm_act(x, 64, 3, f"{variant}/entry_flow/conv1_2", norm)
     schedule = AtrousSchedule(options.output_stride, current_stride=2)  # the root halves
-    end_points: dict = {}
+    decoder_tap = f"{variant}/{DECODER_END_POINT[variant]}"
+    taps = {decoder_tap: None}
     for block in BLOCKS[variant]:
         unit_rates = multi_grid if block.use_multi_grid else (1, 1, 1)
         for u in range(block.num_units):
             stride, rate = schedule.step(block.stride if u == block.num_units - 1 else 1)
             scope = f"{variant}/{block.scope}/unit_{u + 1}/xception_module"
-            x = _xception_module(x, block, scope, norm, stride, rate, unit_rates, end_points)
+            x = _xception_module(x, block, scope, norm, stride, rate, unit_rates, taps)
     schedule.check(variant)
-    return {DECODER_STRIDE: end_points[f"{variant}/{DECODER_END_POINT[variant]}"], OUTPUT: x}
+    return {DECODER_STRIDE: taps[decoder_tap], OUTPUT: x}
 
 
 SPEC = BackboneSpec("xception", tuple(BLOCKS), build, NORM_EPSILON, NORM_DECAY)
