@@ -13,6 +13,7 @@ import pytest
 
 from deeplab.zoo import cache, testing
 from deeplab.zoo.registry import ZooError
+from deeplab.zoo.verify import MIN_AGREEMENT
 
 
 def _entry(path, **changes):
@@ -36,7 +37,7 @@ def test_local_directory_download_verifies_then_hits_cache(zoo_home, tmp_path, t
     assert os.path.isfile(os.path.join(folder, "frozen_inference_graph.pb"))
     with open(os.path.join(folder, cache.VERIFICATION_FILE)) as f:
         record = json.load(f)
-    assert record["label_agreement"] == 1.0
+    assert record["label_agreement"] >= MIN_AGREEMENT
     assert record["max_probability_difference"] < 1e-4
     assert record["crop_size"] == list(testing.CROP) and record["output_stride"] == 16
     with open(zoo_home / "zoo" / "downloads" / cache.SHA_FILE) as f:
@@ -163,7 +164,7 @@ def test_original_format_checkpoint_of_the_reference_fixtures(zoo_home, tmp_path
     monkeypatch.setenv("DEEPLAB_ZOO_URL", str(mirror))
     folder = cache.ensure(entry, log=lambda _: None)
     with open(os.path.join(folder, cache.VERIFICATION_FILE)) as f:
-        assert json.load(f)["label_agreement"] == 1.0
+        assert json.load(f)["label_agreement"] >= MIN_AGREEMENT
     assert sorted(os.listdir(folder)) == sorted([
         "TRAINING_DONE", "checkpoint", "frozen_inference_graph.pb",
         "model.ckpt.data-00000-of-00001", "model.ckpt.index", "options.json",

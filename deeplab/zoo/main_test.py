@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 from deeplab.zoo import cache, testing
 from deeplab.zoo.__main__ import main
+from deeplab.zoo.verify import MIN_AGREEMENT
 
 
 def test_download_list_verify(zoo_home, tmp_path, tarballs, monkeypatch, capsys):
@@ -24,12 +26,13 @@ def test_download_list_verify(zoo_home, tmp_path, tarballs, monkeypatch, capsys)
     assert "already in" in capsys.readouterr().out
     assert main(["verify", "tiny_cli"]) == 0
     with open(os.path.join(cache.model_dir(entry), cache.VERIFICATION_FILE)) as f:
-        assert json.load(f)["label_agreement"] == 1.0
+        assert json.load(f)["label_agreement"] >= MIN_AGREEMENT
     capsys.readouterr()
     assert main(["list"]) == 0
     table = capsys.readouterr().out
     row = next(line for line in table.splitlines() if line.startswith("tiny_cli"))
-    assert "cached, verified 100.00 %" in row and "50.00 % val (OS16, 1 scale)" in row
+    assert re.search(r"cached, verified (100\.00|99\.9\d) %", row), row
+    assert "50.00 % val (OS16, 1 scale)" in row
     assert "xception65_coco_voc_trainaug" in table and str(zoo_home / "zoo") in table
 
 
