@@ -10,6 +10,9 @@
 Images are raw pixels 0..255, uint8 or float, one [H, W, 3] or a batch [B, H, W, 3] (or an
 image file path). `keras_model` is the plain Keras network (raw pixels in, logits at the
 decoder's stride out) for `fit` and `save`; `export(...)` writes deployable formats.
+Prediction runs with every BatchNorm folded into the weights once; the first predict after
+`keras_model` was read folds them again, so it sees what `fit` changed (a reference to the
+network kept from before the previous predict: call `refresh()` after changing it).
 """
 
 from __future__ import annotations
@@ -32,7 +35,8 @@ class Segmenter:
                  dataset: str | None = None, num_classes: int | None = None):
         self.source = source
         self.checkpoint = None  # the checkpoint path a keras_model was filled from
-        self.keras_model = keras_model
+        self._keras_model = keras_model
+        self._refold = False  # keras_model was handed out: its weights may have changed
         self.options = options
         self._exported = exported
         self.dataset = dataset
@@ -67,13 +71,26 @@ class Segmenter:
         except ValueError:
             return create_colormap("pascal")
 
+    @property
+    def keras_model(self):
+        self._refold = True
+        return self._keras_model
+
+    def refresh(self) -> None:
+        """Folds the network's current weights for prediction (after changing them)."""
+        for predictor in self._predictors.values():
+            predictor.refresh()
+        self._refold = False
+
     def _predictor(self, scales, flip, window, window_stride):
         from deeplab.model.predict import InferenceOptions, Predictor
 
+        if self._refold:
+            self.refresh()
         inference = InferenceOptions(scales=scales, flip=flip, window=window,
                                      window_stride=window_stride)
         if inference not in self._predictors:
-            self._predictors[inference] = Predictor(self.keras_model, self.options, inference)
+            self._predictors[inference] = Predictor(self._keras_model, self.options, inference)
         return self._predictors[inference]
 
     def predict_proba(self, images, scales=(1.0,), flip: bool = False, window=None,
@@ -105,9 +122,9 @@ class Segmenter:
         from deeplab.export import exporter
         from deeplab.export.graph import ExportModule, ExportOptions
 
-        if self.keras_model is None:
+        if self._keras_model is None:
             raise ValueError(f"{self.source}: already an exported model")
-        module = ExportModule(self.keras_model, self.options,
+        module = ExportModule(self._keras_model, self.options,
                               ExportOptions(crop_size=crop_size, scales=scales, flip=flip))
         return exporter.export(module, path, formats, overwrite=overwrite,
                                info={"checkpoint": self.checkpoint or self.source}, **kwargs)

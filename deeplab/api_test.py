@@ -74,6 +74,21 @@ def test_keras_model_fits_and_saves(zoo_name, tmp_path):
     assert os.path.getsize(tmp_path / "net.keras") > 100_000
 
 
+def test_predict_sees_weights_changed_through_keras_model(zoo_name, image):
+    from deeplab.model.conv import bake_batch_norm
+    from deeplab.model.predict import Predictor
+
+    model = deeplab.load(zoo_name)
+    before = model.predict(image)  # folds the weights of now
+    last_folded = list(bake_batch_norm(model.keras_model))[-1]  # its BatchNorm is folded
+    kernel = model.keras_model.get_layer(last_folded).kernel
+    kernel.assign(-kernel)
+    after = model.predict(image)
+    assert np.mean(after != before) > 0.05
+    fresh = Predictor(model.keras_model, model.options).labels(image[None]).numpy()[0]
+    np.testing.assert_array_equal(after, fresh)
+
+
 def test_export_then_load_the_exported_model(zoo_name, image, tmp_path):
     model = deeplab.load(zoo_name)
     model.export(str(tmp_path / "exported"), formats=("frozen",), crop_size=testing.CROP,
