@@ -74,6 +74,31 @@ def test_bfloat16_training_stays_bfloat16_with_float32_statistics(channels):
     np.testing.assert_allclose(tf.cast(y, tf.float32).numpy(), expected, atol=0.03)
 
 
+@pytest.mark.parametrize("channels", [32, 24])  # fused in bfloat16 / through float32
+def test_bfloat16_gradients_match_float32_on_the_rounded_input(channels):
+    """The backward pass casts the bfloat16 input again (it keeps no float32 copy from the
+    forward pass): its gradients are float32's on the same rounded input, to bf16 precision."""
+    shape = (2, 6, 6, channels)
+    rng = np.random.RandomState(0)
+    x = tf.cast(rng.normal(2.0, 3.0, shape).astype(np.float32), tf.bfloat16)
+    upstream = rng.normal(size=shape).astype(np.float32)
+    grads = {}
+    for policy, layer in (
+            ("float32", keras.layers.BatchNormalization(epsilon=1e-5)),  # Keras' own graph
+            ("mixed_bfloat16", BatchNormalization(epsilon=1e-5, dtype="mixed_bfloat16"))):
+        inputs = tf.cast(x, layer.compute_dtype)
+        with tf.GradientTape() as tape:
+            tape.watch(inputs)
+            y = layer(inputs, training=True)
+            loss = tf.reduce_sum(tf.cast(y, tf.float32) * upstream)
+        dx, dgamma, dbeta = tape.gradient(loss, [inputs, layer.gamma.value, layer.beta.value])
+        assert dx.dtype == inputs.dtype
+        grads[policy] = [tf.cast(g, tf.float32).numpy() for g in (dx, dgamma, dbeta)]
+    for ours, reference in zip(grads["mixed_bfloat16"], grads["float32"], strict=True):
+        scale = np.abs(reference).max()
+        np.testing.assert_allclose(ours, reference, atol=0.02 * scale)
+
+
 def test_one_replica_inside_a_strategy_and_tf_function():
     x, plain, sync = _pair()
     strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
