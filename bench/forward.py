@@ -8,8 +8,11 @@ Each model is built with `deeplab.train.trainer.build_training_model(options, pr
 training=False, BatchNorm baked into the convolutions once as `Predictor` runs it
 (`deeplab.model.predict.inference_function`), inside tf.function(jit_compile=False)
 ("graph") and, with --compile=graph,xla, tf.function(jit_compile=True) ("xla") as extra
-rows. Weights are random (time does not
-depend on them). After the warm-up calls (the first one traces and compiles) each timed run
+rows. Weights are random, BatchNorm statistics calibrated on one random batch
+(`deeplab.export.testing.calibrate_batch_norm`): a fresh network's statistics fold into
+all-zero biases, which grappler deletes, and without its BiasAdd a MatMul + BiasAdd + Relu
+is no longer fused, so the forward of an untrained network runs ~80 unfused ReLUs that a
+trained one does not. After the warm-up calls (the first one traces and compiles) each timed run
 feeds the same random float32 image and fetches the logits to numpy. GFLOP/s = 2 * MACs /
 median s, with MACs counted by `count_macs` (Conv2D and DepthwiseConv2D only) at the variant's
 size (513x513; the Cityscapes networks at 1025x2049, next to model_zoo.md's published
@@ -142,16 +145,26 @@ def time_forward(name: str, precision: str, runs: int, warmup: int,
     `name`'s forward at its size, batch 1 (see the module docstring)."""
     import tensorflow as tf
 
-    from deeplab.model.predict import inference_function
-    from deeplab.train.trainer import build_training_model
-
     variant = _variants()[name]
-    model = build_training_model(variant.options, precision)
-    run, _ = inference_function(model)  # as Predictor runs it: BatchNorm baked once
+    model, run = prepared_forward(variant, precision)
     fn = tf.function(run, jit_compile=COMPILES[compile_name])
     first, median, best, times = _time(fn, _image(variant.size), warmup, runs, all_times=True)
     return {"first": first, "median": median, "min": best, "times": times,
             "macs": count_macs(model, variant.size)}
+
+
+def prepared_forward(variant, precision: str):
+    """(model, forward function images -> logits) of `variant` as `Predictor` runs it:
+    BatchNorm statistics calibrated (non-zero folded biases, as in a trained network), then
+    baked into the convolutions once."""
+    from deeplab.export.testing import calibrate_batch_norm
+    from deeplab.model.predict import inference_function
+    from deeplab.train.trainer import build_training_model
+
+    model = build_training_model(variant.options, precision)
+    calibrate_batch_norm(model)
+    run, _ = inference_function(model)
+    return model, run
 
 
 def _image(size):
@@ -173,8 +186,6 @@ def main(argv=None) -> None:
     import numpy as np
     import tensorflow as tf
 
-    from deeplab.train.trainer import build_training_model
-
     variants = _variants()
     names = list(variants) if args.models == "all" else args.models.split(",")
     print(f"TF {tf.__version__}, Keras {keras.__version__}, NumPy {np.__version__}, "
@@ -192,14 +203,13 @@ def main(argv=None) -> None:
         variant = variants[name]
         image = _image(variant.size)
         for precision in args.precisions.split(","):
-            model = build_training_model(variant.options, precision)
+            model, run = prepared_forward(variant, precision)
             if name not in macs:
                 macs[name] = count_macs(model, variant.size)
                 print(f"{name}: {macs[name] / 1e9:.2f} G multiply-adds at "
                       f"{variant.size[0]}x{variant.size[1]} (count_macs)", flush=True)
             for compile_name in args.compile.split(","):
-                fn = tf.function(lambda x, m=model: m(x, training=False),
-                                 jit_compile=COMPILES[compile_name])
+                fn = tf.function(run, jit_compile=COMPILES[compile_name])
                 try:
                     first, median, best = _time(fn, image, args.warmup, args.runs)
                 except Exception as error:  # XLA may not compile every op on CPU

@@ -3,17 +3,19 @@
   python bench/op_profile.py [--graphs=keras_fp32,keras_bf16,export,export_per_call]
       [--runs=3] [--threads=2]
 
-keras_fp32 / keras_bf16: the Keras forward (`build_training_model(options, precision)`,
-training=False) traced to a concrete function whose variables are then made constants; it
-runs in a TF1 Session with grappler's constant folding off, so what the tf.function computes
-per call from its variables (e.g. the BatchNorm fold, kernel x scale) is still computed per
-call, as in the Keras forward. export: the frozen graph of `deeplab.export` (BatchNorm
-baked in at export) run as `FrozenGraphModel` runs it (default grappler). Each run is traced
-(RunOptions FULL_TRACE). export_per_call: the same export with the BatchNorm
-folded per call (kernel x scale in the graph, as before the bake; grappler folds only the
-constants under 10 MB); per op type the table gives the summed op time per run (ms; ops on
-the two inter-op threads can overlap, so the sum can exceed the wall time), its share, and
-the op count. Grappler's fused ops appear under their own names (_FusedConv2D, _FusedMatMul).
+keras_fp32 / keras_bf16: the Keras forward that `predict` runs (`build_training_model(options,
+precision)`, BatchNorm statistics calibrated on a random batch, training=False, every BatchNorm
+baked into its convolution's weights once), traced to a concrete function whose variables
+are then made constants, run in a TF1 Session (default grappler). keras_fp32_per_call /
+keras_bf16_per_call: the same with the BatchNorm folded per call (kernel x scale computed on
+every call; grappler's constant folding off so it stays per call), the forward of a model in
+training. export: the frozen graph of `deeplab.export` (BatchNorm baked in at export) run as
+`FrozenGraphModel` runs it (default grappler). export_per_call: the same export with the
+BatchNorm folded per call (kernel x scale in the graph, as before the bake; grappler folds
+only the constants under 10 MB). Each run is traced (RunOptions FULL_TRACE); per op type the
+table gives the summed op time per run (ms; ops on the two inter-op threads can overlap, so
+the sum can exceed the wall time), its share, and the op count. Grappler's fused ops appear
+under their own names (_FusedConv2D, _FusedMatMul).
 """
 
 from __future__ import annotations
@@ -32,16 +34,23 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 SIZE = 513
 
 
-def _keras_graph_def(precision: str):
+def _keras_graph_def(precision: str, bake: bool):
+    import contextlib
+
     import tensorflow as tf
     from forward import _variants
     from tensorflow.python.framework import convert_to_constants
 
+    from deeplab.export.testing import calibrate_batch_norm
+    from deeplab.model.conv import bake_batch_norm, baked
     from deeplab.train.trainer import build_training_model
 
     model = build_training_model(_variants()["xception65"].options, precision)
-    function = tf.function(lambda x: model(x, training=False)).get_concrete_function(
-        tf.TensorSpec([1, SIZE, SIZE, 3], tf.float32, name="images"))
+    calibrate_batch_norm(model)  # non-zero folded biases (see forward.py), as when trained
+    weights = bake_batch_norm(model) if bake else None
+    with baked(model, weights) if bake else contextlib.nullcontext():
+        function = tf.function(lambda x: model(x, training=False)).get_concrete_function(
+            tf.TensorSpec([1, SIZE, SIZE, 3], tf.float32, name="images"))
     frozen = convert_to_constants.convert_variables_to_constants_v2(function)
     return frozen.graph.as_graph_def(), frozen.inputs[0].name, frozen.outputs[0].name, \
         "float32"
@@ -116,7 +125,9 @@ def main(argv=None) -> None:
         if name.startswith("export"):
             built, folding = _export_graph_def(bake=name == "export"), True
         else:
-            built, folding = _keras_graph_def(name.split("_")[1]), False
+            per_call = name.endswith("_per_call")
+            built, folding = _keras_graph_def(name.split("_")[1], bake=not per_call), \
+                not per_call
         wall, totals = profile(*built, args.runs, args.threads, folding)
         summed = sum(ms for ms, _ in totals.values())
         print(f"\n{name}: wall {wall:.3f} s per run (median of {args.runs}), summed op time "
