@@ -4,12 +4,12 @@
 
 Traces the real training step (`Trainer.make_step_fn`, xception65 DeepLabv3+ OS16, crop 513,
 as bench/train_step.py) without running it, and lists every forward tensor that an op of the
-gradient (names under `gradient_tape/`) reads, other than through Shape/Size (which grappler
-folds for static shapes): these are the activations held from the forward pass until the
-backward pass has used them, the bulk of the step's peak memory. Grouped by "producer ->
-gradient consumers <- producer's input" op types, with total GB and tensor count; tensors
-under 100 kB are left out. Variable reads are listed (their buffers are the variables
-themselves, not extra memory).
+backward pass reads (ops under `gradient_tape/` and the ops that depend on them, such as a
+custom gradient's) and that depends on the batch, other than through Shape/Size (which
+grappler folds for static shapes): these are the activations held from the forward pass
+until the backward pass has used them, the bulk of the step's peak memory. Grouped by
+"producer -> gradient consumers <- producer's input" op types, with total GB and tensor
+count; tensors under 100 kB are left out.
 """
 
 from __future__ import annotations
@@ -28,19 +28,50 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 SHAPE_OPS = ("Shape", "ShapeN", "Size", "Rank")
 
 
+def _downstream(ops, control: bool) -> set:
+    """Names of `ops` and of every op that depends on one of them (data edges, and control
+    edges if `control`)."""
+    frontier = list(ops)
+    seen = {op.name for op in frontier}
+    while frontier:
+        op = frontier.pop()
+        successors = [c for t in op.outputs for c in t.consumers()]
+        for successor in successors + (op._control_outputs if control else []):
+            if successor.name not in seen:
+                seen.add(successor.name)
+                frontier.append(successor)
+    return seen
+
+
+def backward_ops(graph) -> set:
+    """Names of the ops of the backward pass (and the update after it): those under
+    `gradient_tape/` and every op that depends on one, such as the ops a `tf.custom_gradient`
+    function builds, which are not named under the tape's scope."""
+    return _downstream([op for op in graph.get_operations()
+                        if op.name.startswith("gradient_tape")], control=True)
+
+
+def batch_ops(graph) -> set:
+    """Names of the ops whose outputs depend on the batch (`IteratorGetNext`): activations,
+    as opposed to variable reads and what is computed from the weights alone."""
+    return _downstream([op for op in graph.get_operations() if op.type == "IteratorGetNext"],
+                       control=False)
+
+
 def saved_tensors(graph, min_bytes: int = 100_000) -> tuple[dict, int]:
     """({group: [bytes, count]}, tensors of unknown shape) of the forward tensors read by
-    gradient ops in `graph` (see the module docstring)."""
+    backward ops in `graph` (see the module docstring)."""
     import numpy as np
 
+    backward, activations = backward_ops(graph), batch_ops(graph)
     groups = collections.defaultdict(lambda: [0, 0])
     unknown = 0
     for op in graph.get_operations():
-        if op.name.startswith("gradient_tape"):
+        if op.name in backward or op.name not in activations:
             continue
         for tensor in op.outputs:
             readers = {c.type for c in tensor.consumers()
-                       if c.name.startswith("gradient_tape") and c.type not in SHAPE_OPS}
+                       if c.name in backward and c.type not in SHAPE_OPS}
             if not readers:
                 continue
             if not tensor.shape.is_fully_defined():
