@@ -63,17 +63,38 @@ def test_mismatched_checkpoint_is_a_clear_error_and_writes_nothing(train_dir, tm
     assert os.listdir(tmp_path) == ["bare"]
 
 
-@pytest.mark.slow
-def test_int8_export_is_calibrated_on_a_split_and_its_miou_checked(tmp_path):
+def _trained_on_synthetic(tmp_path, steps: int = 300):
+    """(train logdir, dataset dir): a small MobileNet-v2 DeepLabv3+ trained for `steps` on a
+    64x64 synthetic dataset, far enough to segment (val mIoU ~60 %). INT8 accuracy is only
+    meaningful on a trained network: a random one's label margins are so small that whether
+    90 % of its labels survive quantisation depends on the CPU (86 % on an AVX-512 Zen 5,
+    over 90 % on an AMX Xeon)."""
+    import tensorflow as tf
+
     from datasets.synthetic import write_synthetic_dataset
     from deeplab.data.descriptors import get_descriptor
+    from deeplab.data.pipeline import InputOptions
+    from deeplab.train.options import TrainOptions
+    from deeplab.train.trainer import DataOptions, train
 
-    options = SMALL_OPTIONS.replace(num_classes=get_descriptor("synthetic").num_classes)
-    train = tmp_path / "train"
-    model_checkpoint(small_model(options)).save(str(train / "ckpt"))
-    save_run_options(str(train), model=options)
+    num_classes = get_descriptor("synthetic").num_classes
+    options = SMALL_OPTIONS.replace(num_classes=num_classes, decoder_output_stride=4,
+                                    batch_norm_decay=0.99)
     data = tmp_path / "data"
-    write_synthetic_dataset(str(data), num_train=4, num_val=3, image_size=(48, 64))
+    write_synthetic_dataset(str(data), num_train=16, num_val=3, image_size=(64, 64))
+    logdir = tmp_path / "train"
+    train(options, TrainOptions(train_logdir=str(logdir), training_number_of_steps=steps,
+                                train_batch_size=8, base_learning_rate=0.02, seed=0,
+                                log_steps=steps),
+          DataOptions("synthetic", str(data), "train", num_classes, 255,
+                      InputOptions(crop_size=(65, 65))),
+          tf.distribute.OneDeviceStrategy("/cpu:0"))
+    return logdir, data
+
+
+@pytest.mark.slow
+def test_int8_export_is_calibrated_on_a_split_and_its_miou_checked(tmp_path):
+    train, data = _trained_on_synthetic(tmp_path)
     out = tmp_path / "int8"
     result = _run("export_model.py", f"--checkpoint_path={train}", f"--export_path={out}",
                   "--crop_size=65", "--crop_size=81", "--format=tflite_int8",
@@ -82,8 +103,9 @@ def test_int8_export_is_calibrated_on_a_split_and_its_miou_checked(tmp_path):
     assert result.returncode == 0, result.stderr
     figures = json.loads((out / "export_info.json").read_text())["verification"]
     int8 = figures["model_int8.tflite"]
+    assert int8["keras_miou"] > 45, "the network did not learn: the checks below mean little"
     assert int8["ok"] and int8["label_agreement"] >= 0.9
-    assert 0 < int8["keras_miou"] <= 100 and int8["miou_drop"] <= 2.0
+    assert int8["keras_miou"] <= 100 and int8["miou_drop"] <= 2.0
     assert "mIoU" in result.stdout
     missing = _run("export_model.py", f"--checkpoint_path={train}",
                    f"--export_path={tmp_path / 'no'}", "--format=tflite_int8")
