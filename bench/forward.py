@@ -153,16 +153,19 @@ def time_forward(name: str, precision: str, runs: int, warmup: int,
             "macs": count_macs(model, variant.size)}
 
 
-def prepared_forward(variant, precision: str):
-    """(model, forward function images -> logits) of `variant` as `Predictor` runs it:
-    BatchNorm statistics calibrated (non-zero folded biases, as in a trained network), then
-    baked into the convolutions once."""
+def prepared_forward(variant, precision: str, bake: bool = True):
+    """(model, forward function images -> logits) of `variant` with BatchNorm statistics
+    calibrated (non-zero folded biases, as in a trained network). bake: BatchNorm baked into
+    the convolutions once, as `Predictor` runs it; else folded per call, as the forward of a
+    model in training."""
     from deeplab.export.testing import calibrate_batch_norm
     from deeplab.model.predict import inference_function
     from deeplab.train.trainer import build_training_model
 
     model = build_training_model(variant.options, precision)
     calibrate_batch_norm(model)
+    if not bake:
+        return model, lambda images: model(images, training=False)
     run, _ = inference_function(model)
     return model, run
 

@@ -35,22 +35,13 @@ SIZE = 513
 
 
 def _keras_graph_def(precision: str, bake: bool):
-    import contextlib
-
     import tensorflow as tf
-    from forward import _variants
+    from forward import _variants, prepared_forward
     from tensorflow.python.framework import convert_to_constants
 
-    from deeplab.export.testing import calibrate_batch_norm
-    from deeplab.model.conv import bake_batch_norm, baked
-    from deeplab.train.trainer import build_training_model
-
-    model = build_training_model(_variants()["xception65"].options, precision)
-    calibrate_batch_norm(model)  # non-zero folded biases (see forward.py), as when trained
-    weights = bake_batch_norm(model) if bake else None
-    with baked(model, weights) if bake else contextlib.nullcontext():
-        function = tf.function(lambda x: model(x, training=False)).get_concrete_function(
-            tf.TensorSpec([1, SIZE, SIZE, 3], tf.float32, name="images"))
+    _, forward = prepared_forward(_variants()["xception65"], precision, bake=bake)
+    function = tf.function(forward).get_concrete_function(
+        tf.TensorSpec([1, SIZE, SIZE, 3], tf.float32, name="images"))
     frozen = convert_to_constants.convert_variables_to_constants_v2(function)
     return frozen.graph.as_graph_def(), frozen.inputs[0].name, frozen.outputs[0].name, \
         "float32"

@@ -193,8 +193,8 @@ class BatchNormalization(keras.layers.BatchNormalization):
 
 
 def _kernel_dtype(x: tf.Tensor) -> tf.DType:
-    """The dtype FusedBatchNorm runs in for `x` [..., C]: float32 unless x is float32, or
-    bfloat16 with C a multiple of 16 (the widths oneDNN's bfloat16 kernel is fast on)."""
+    """The dtype FusedBatchNorm runs in for `x` [..., C]: bfloat16 if x is bfloat16 with C a
+    multiple of 16 (the widths oneDNN's bfloat16 kernel is fast on), else float32."""
     if x.dtype == tf.bfloat16 and x.shape[-1] % 16 == 0:
         return tf.bfloat16
     return tf.float32
