@@ -79,7 +79,7 @@ def _trained_on_synthetic(tmp_path, steps: int = 300):
 
     num_classes = get_descriptor("synthetic").num_classes
     options = SMALL_OPTIONS.replace(num_classes=num_classes, decoder_output_stride=4,
-                                    batch_norm_decay=0.99)
+                                    head_batch_norm_decay=0.99)
     data = tmp_path / "data"
     write_synthetic_dataset(str(data), num_train=16, num_val=3, image_size=(64, 64))
     logdir = tmp_path / "train"

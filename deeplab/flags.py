@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 
 from absl import flags
 
@@ -18,6 +19,7 @@ from deeplab.model.backbones import MODEL_VARIANTS
 from deeplab.model.options import ModelOptions
 
 _D = ModelOptions()
+ORIGINAL_BATCH_NORM_DECAY = 0.9997
 
 # Original flags this implementation does not support: accepted at their defaults only.
 UNSUPPORTED_DEFAULTS = {
@@ -47,6 +49,8 @@ def define_model_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
                                flag_values=fv)
     flags.DEFINE_float("depth_multiplier", _D.depth_multiplier, "MobileNet width multiplier.",
                        flag_values=fv)
+    flags.DEFINE_integer("divisible_by", None, "MobileNetV2 channels rounded to multiples of "
+                         "this (unset: 8 at depth_multiplier 1.0, else 1).", flag_values=fv)
     flags.DEFINE_boolean("add_image_level_feature", _D.add_image_level_feature,
                          "ASPP image pooling branch.", flag_values=fv)
     flags.DEFINE_list("image_pooling_crop_size", None,
@@ -84,8 +88,14 @@ def define_model_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
                          flag_values=fv)
     flags.DEFINE_integer("decoder_filters", _D.decoder_filters, "Decoder channels.",
                          flag_values=fv)
-    flags.DEFINE_float("batch_norm_decay", _D.batch_norm_decay, "Head batch-norm decay.",
-                       flag_values=fv)
+    flags.DEFINE_float("batch_norm_decay", ORIGINAL_BATCH_NORM_DECAY,
+                       "Original flag, kept for its scripts: the original's graph does not "
+                       "read it (ASPP, DPC and decoder keep 0.9997, backbones their own "
+                       "decay); see --head_batch_norm_decay.", flag_values=fv)
+    flags.DEFINE_float("head_batch_norm_decay", _D.head_batch_norm_decay,
+                       "BatchNorm decay of ASPP, DPC and decoder (the original's fixed "
+                       "0.9997 by default; lower, e.g. 0.99, lets short runs' statistics "
+                       "settle).", flag_values=fv)
     flags.DEFINE_enum("normalization", _D.normalization, ["batch", "group"],
                       "BatchNorm (as the original) or GroupNorm (small per-device batches).",
                       flag_values=fv)
@@ -123,6 +133,10 @@ def model_flag_values(fv: flags.FlagValues) -> dict:
         if fv[name].value != default:
             raise flags.ValidationError(
                 f"--{name}={fv[name].value} is not supported (only the default {default!r})")
+    if fv.batch_norm_decay != ORIGINAL_BATCH_NORM_DECAY:
+        logging.warning("--batch_norm_decay=%s changes nothing, as in the original (its ASPP, "
+                        "DPC and decoder keep 0.9997); --head_batch_norm_decay sets theirs",
+                        fv.batch_norm_decay)
     values = {
         "model_variant": fv.model_variant,
         "atrous_rates": _list_or_none(fv.atrous_rates),
@@ -130,6 +144,7 @@ def model_flag_values(fv: flags.FlagValues) -> dict:
         "decoder_output_stride": _list_or_none(fv.decoder_output_stride),
         "multi_grid": _list_or_none(fv.multi_grid),
         "depth_multiplier": fv.depth_multiplier,
+        "divisible_by": fv.divisible_by,
         "add_image_level_feature": fv.add_image_level_feature,
         "image_pooling_crop_size": _list_or_none(fv.image_pooling_crop_size),
         "image_pooling_stride": _list_or_none(fv.image_pooling_stride),
@@ -145,7 +160,7 @@ def model_flag_values(fv: flags.FlagValues) -> dict:
         "logits_kernel_size": fv.logits_kernel_size,
         "aspp_convs_filters": fv.aspp_convs_filters,
         "decoder_filters": fv.decoder_filters,
-        "batch_norm_decay": fv.batch_norm_decay,
+        "head_batch_norm_decay": fv.head_batch_norm_decay,
         "normalization": fv.normalization,
         "group_norm_groups": fv.group_norm_groups,
     }

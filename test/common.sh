@@ -39,7 +39,7 @@ run_launcher() {
   if [[ -z $data_path ]]; then
     # The built-in synthetic dataset: a small DeepLabv3+ that learns it in minutes on a CPU.
     model=(--model_variant=mobilenet_v2 --depth_multiplier=0.5 --output_stride=16
-           --decoder_output_stride=4 --batch_norm_decay=0.99)
+           --decoder_output_stride=4 --head_batch_norm_decay=0.99)
     data=(--dataset=synthetic)
     crop=97,97; eval_crop=(--eval_crop_size=)
     : "${batch_size:=$synthetic_batch_size}" "${train_steps:=$synthetic_steps}"

@@ -24,8 +24,19 @@ from deeplab.model.layers import tf1_scope
 
 LOGITS_WEIGHTS = "logits/semantic/weights"
 LOGITS_BIASES = "logits/semantic/biases"
-# Scopes the original leaves out with initialize_last_layer=False.
-LAST_LAYER_SCOPES = ("logits", "image_pooling", "aspp", "concat_projection", "decoder")
+# The original's "last layers" (model.get_extra_layer_scopes): what
+# --initialize_last_layer=false leaves out of the restore (as scope prefixes) and
+# --last_layer_gradient_multiplier scales (as substrings of the variable name, as the
+# original's get_model_gradient_multipliers matches them). meta_architecture is the Dense
+# Prediction Cell's scope.
+LAST_LAYER_SCOPES = ("logits", "image_pooling", "aspp", "concat_projection", "decoder",
+                     "meta_architecture")
+LOGITS_ONLY_SCOPES = ("logits",)
+
+
+def last_layer_scopes(logits_only: bool) -> tuple[str, ...]:
+    """LOGITS_ONLY_SCOPES with --last_layers_contain_logits_only, else LAST_LAYER_SCOPES."""
+    return LOGITS_ONLY_SCOPES if logits_only else LAST_LAYER_SCOPES
 _OURS_PREFIX = "model/"
 _OURS_SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
 # Checkpoint entries that are not model weights (optimizer slots, EMA, counters).

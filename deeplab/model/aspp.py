@@ -14,6 +14,8 @@ import tensorflow as tf
 
 from deeplab.model.activations import hard_sigmoid
 from deeplab.model.layers import (
+    HEAD_SEPARABLE_STDDEVS,
+    Dropout,
     GlobalMeanPool,
     NormSpec,
     ResizeLike,
@@ -107,14 +109,15 @@ def build(features, options, norm: NormSpec):
     for i, rate in enumerate(options.atrous_rates or (), 1):
         if options.aspp_with_separable_conv:
             branches.append(separable_conv_norm_act(features, depth, 3, f"aspp{i}", norm,
-                                                    rate=rate))
+                                                    rate=rate,
+                                                    init_stddevs=HEAD_SEPARABLE_STDDEVS))
         else:
             branches.append(conv_norm_act(features, depth, 3, f"aspp{i}", norm, rate=rate))
     x = branches[0] if len(branches) == 1 else keras.layers.Concatenate(name="aspp_concat")(
         branches)
     if options.aspp_with_concat_projection:
         x = conv_norm_act(x, depth, 1, "concat_projection", norm)
-        x = keras.layers.Dropout(DROPOUT_RATE, name="concat_projection.dropout")(x)
+        x = Dropout(DROPOUT_RATE, name="concat_projection.dropout")(x)
     if gate is not None:
         x = keras.layers.Multiply(name="image_pooling.gate")([x, gate])
     return x

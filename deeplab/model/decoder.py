@@ -14,6 +14,7 @@ from __future__ import annotations
 import keras
 
 from deeplab.model.layers import (
+    HEAD_SEPARABLE_STDDEVS,
     NormSpec,
     ResizeLike,
     conv_norm_act,
@@ -40,7 +41,8 @@ def _conv(x, filters, kernel, scope, norm, separable, logits):
     if logits:  # 1x1, bias, no BN or activation
         return conv_norm_act(x, filters, 1, scope, None, activation=None, dtype="float32")
     if separable:
-        return separable_conv_norm_act(x, filters, kernel, scope, norm)
+        return separable_conv_norm_act(x, filters, kernel, scope, norm,
+                                       init_stddevs=HEAD_SEPARABLE_STDDEVS)
     return conv_norm_act(x, filters, kernel, scope, norm)
 
 

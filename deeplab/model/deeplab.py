@@ -14,7 +14,7 @@ import keras
 
 from deeplab.model import backbones, decoder, heads
 from deeplab.model.backbone_spec import OUTPUT
-from deeplab.model.layers import NormSpec, Preprocess, conv_norm_act
+from deeplab.model.layers import LOGITS_STDDEV, NormSpec, Preprocess, conv_norm_act
 from deeplab.model.options import ModelOptions
 
 HEAD_EPSILON = 1e-5  # ASPP, DPC, image pooling and decoder (the fused kernel computes 1.001e-5)
@@ -23,7 +23,7 @@ LOGITS_SCOPE = "logits/semantic"
 
 def head_norm(options: ModelOptions, sync_batch_norm: bool = False) -> NormSpec:
     """Normalisation of ASPP / DPC, image pooling, concat projection and decoder."""
-    return NormSpec(epsilon=HEAD_EPSILON, decay=options.batch_norm_decay,
+    return NormSpec(epsilon=HEAD_EPSILON, decay=options.head_batch_norm_decay,
                     kind=options.normalization, groups=options.group_norm_groups,
                     sync=sync_batch_norm)
 
@@ -60,5 +60,6 @@ def build_model(options: ModelOptions, name: str | None = None, *,
         logits = x
     else:
         logits = conv_norm_act(x, options.num_classes, options.logits_kernel_size,
-                               LOGITS_SCOPE, None, activation=None, dtype="float32")
+                               LOGITS_SCOPE, None, activation=None, dtype="float32",
+                               init_stddev=LOGITS_STDDEV)
     return keras.Model(images, logits, name=name or f"deeplab_{options.model_variant}")

@@ -20,6 +20,8 @@ import keras
 
 from deeplab.model.aspp import FixedImagePooling, scale_dimension
 from deeplab.model.layers import (
+    HEAD_SEPARABLE_STDDEVS,
+    Dropout,
     NormSpec,
     ResizeLike,
     conv_norm_act,
@@ -117,7 +119,8 @@ def _branch(x, branch: Branch, scope: str, options, norm: NormSpec):
         return conv_norm_act(x, REDUCTION_SIZE, 1, scope, norm)
     multiplier = _rate_multiplier(options.output_stride)
     rate = tuple(r * multiplier for r in branch.rate)
-    return separable_conv_norm_act(x, REDUCTION_SIZE, branch.kernel, scope, norm, rate=rate)
+    return separable_conv_norm_act(x, REDUCTION_SIZE, branch.kernel, scope, norm, rate=rate,
+                                   init_stddevs=HEAD_SEPARABLE_STDDEVS)
 
 
 def _pyramid_pooling(x, branch: Branch, scope: str, options, norm: NormSpec):
@@ -139,5 +142,5 @@ def build(features, options, norm: NormSpec):
         source = features if branch.input < 0 else outputs[branch.input]
         outputs.append(_branch(source, branch, f"{SCOPE}/branch{i}", options, norm))
     x = keras.layers.Concatenate(name=keras_name(f"{SCOPE}/concat"))(outputs)
-    x = keras.layers.Dropout(DROPOUT_RATE, name=keras_name(f"{SCOPE}/concat_projection_dropout"))(x)
+    x = Dropout(DROPOUT_RATE, name=keras_name(f"{SCOPE}/concat_projection_dropout"))(x)
     return conv_norm_act(x, CONCAT_CHANNELS, 1, f"{SCOPE}/concat_projection", norm)

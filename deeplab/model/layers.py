@@ -101,14 +101,31 @@ def _normalise_activate(x, conv, norm: NormSpec | None, activation, scope: str,
     return x
 
 
+# Initial weights of layers a checkpoint does not provide, as the original draws them:
+# slim.conv2d's default is Glorot uniform (Keras' too); the logits and the head's split
+# separable convolutions (ASPP, decoder, DPC) use truncated normals of these stddevs.
+LOGITS_STDDEV = 0.01
+HEAD_SEPARABLE_STDDEVS = (0.33, 0.06)  # depthwise, pointwise
+
+
+def truncated_normal(stddev: float | None):
+    """Keras' TruncatedNormal (draws beyond 2 stddev redrawn), or Glorot uniform for None."""
+    if stddev is None:
+        return "glorot_uniform"
+    return keras.initializers.TruncatedNormal(stddev=stddev)
+
+
 def conv_norm_act(x, filters: int, kernel_size: int, scope: str, norm: NormSpec | None,
                   stride: int = 1, rate: int = 1, activation: str | None = "relu",
-                  use_bias: bool | None = None, explicit_padding: bool = True, dtype=None):
+                  use_bias: bool | None = None, explicit_padding: bool = True, dtype=None,
+                  init_stddev: float | None = None):
     """Conv2D (+ norm) (+ activation), padded as the original's `conv2d_same`.
 
     x: [B, H, W, C]. Returns [B, ceil(H / stride), ceil(W / stride), filters]. Strided
     convolutions use `fixed_padding` + VALID when `explicit_padding`, else TF 'SAME'.
     Without a norm the convolution has a bias (slim's default) unless `use_bias` says so.
+    init_stddev: kernel initialised from a truncated normal of this stddev (else Glorot
+    uniform); biases start at zero.
     """
     padding = "same"
     if stride > 1 and kernel_size > 1 and explicit_padding:
@@ -117,20 +134,22 @@ def conv_norm_act(x, filters: int, kernel_size: int, scope: str, norm: NormSpec 
     if use_bias is None:
         use_bias = norm is None
     conv = Conv2D(filters, kernel_size, strides=stride, dilation_rate=rate, padding=padding,
-                  use_bias=use_bias, name=keras_name(scope), dtype=dtype)
+                  use_bias=use_bias, name=keras_name(scope), dtype=dtype,
+                  kernel_initializer=truncated_normal(init_stddev))
     return _normalise_activate(conv(x), conv, norm, activation, scope, filters)
 
 
 def depthwise_norm_act(x, kernel_size: int, scope: str, norm: NormSpec | None,
                        stride: int = 1, rate: int = 1, activation: str | None = "relu",
-                       explicit_padding: bool = True):
+                       explicit_padding: bool = True, init_stddev: float | None = None):
     """DepthwiseConv2D (multiplier 1, no bias) (+ norm) (+ activation); padding as above."""
     padding = "same"
     if stride > 1 and explicit_padding:
         x = fixed_padding(x, kernel_size, rate, name=keras_name(f"{scope}/pad"))
         padding = "valid"
     conv = DepthwiseConv2D(kernel_size, strides=stride, dilation_rate=rate, padding=padding,
-                           use_bias=False, name=keras_name(scope))
+                           use_bias=False, name=keras_name(scope),
+                           depthwise_initializer=truncated_normal(init_stddev))
     return _normalise_activate(conv(x), conv, norm, activation, scope, x.shape[-1])
 
 
@@ -138,16 +157,20 @@ def separable_conv_norm_act(x, filters: int, kernel_size: int, scope: str,
                             norm: NormSpec | None, stride: int = 1, rate: int = 1,
                             depthwise_activation: str | None = "relu",
                             pointwise_activation: str | None = "relu",
-                            explicit_padding: bool = True):
+                            explicit_padding: bool = True,
+                            init_stddevs: tuple[float, float] | None = None):
     """Split separable conv: `{scope}_depthwise` then 1x1 `{scope}_pointwise`, each normed.
 
     This is the original's `split_separable_conv2d` / `separable_conv2d_same` layout.
+    init_stddevs: (depthwise, pointwise) truncated-normal stddevs of the initial kernels
+    (HEAD_SEPARABLE_STDDEVS in the head), else Glorot uniform.
     """
+    depthwise_stddev, pointwise_stddev = init_stddevs or (None, None)
     x = depthwise_norm_act(x, kernel_size, f"{scope}_depthwise", norm, stride=stride,
                            rate=rate, activation=depthwise_activation,
-                           explicit_padding=explicit_padding)
+                           explicit_padding=explicit_padding, init_stddev=depthwise_stddev)
     return conv_norm_act(x, filters, 1, f"{scope}_pointwise", norm,
-                         activation=pointwise_activation)
+                         activation=pointwise_activation, init_stddev=pointwise_stddev)
 
 
 def resize_bilinear_align_corners(images, size):
@@ -211,3 +234,25 @@ class Preprocess(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "mode": self.mode}
+
+
+@keras.saving.register_keras_serializable(package="deeplab")
+class Dropout(keras.layers.Dropout):
+    """`keras.layers.Dropout` (training: x * keep / (1 - rate) at random, else x) whose
+    random keep mask can be replaced by a given one.
+
+    `replay(multiplier)` (a float32 variable shaped like the layer's output, holding
+    1 / keep_prob where a value is kept and 0 elsewhere) makes every training call return
+    x * multiplier: how the training conformance check feeds the original's recorded masks
+    through the same training step; `replay(None)` restores random masks.
+    """
+
+    _replayed = None
+
+    def replay(self, multiplier) -> None:
+        self._replayed = multiplier
+
+    def call(self, inputs, training=False):
+        if training and self._replayed is not None:
+            return inputs * tf.cast(self._replayed, inputs.dtype)
+        return super().call(inputs, training=training)

@@ -61,11 +61,12 @@ NETWORK = MobileNetDef(SCOPE, STEM_DEPTH, ACTIVATION, BLOCKS,
                        decoder_end_points=DECODER_END_POINTS)
 
 
-def scaled_depth(depth: int, depth_multiplier: float) -> int:
+def scaled_depth(depth: int, depth_multiplier: float, divisible_by: int | None = None) -> int:
     """Output channels of a layer with nominal `depth` (the original's `depth_multiplier`
-    op with DeepLab's defaults: divisor and minimum 8 at multiplier 1.0, else 1)."""
-    divisor = 8 if depth_multiplier == 1.0 else 1
-    return make_divisible(depth * depth_multiplier, divisor, divisor)
+    op with DeepLab's defaults: minimum 8 at multiplier 1.0, else 1; divisor
+    `divisible_by`, by default that minimum)."""
+    minimum = 8 if depth_multiplier == 1.0 else 1
+    return make_divisible(depth * depth_multiplier, divisible_by or minimum, minimum)
 
 
 def block_scope(index: int) -> str:
@@ -83,8 +84,10 @@ def build(images, options, norm: NormSpec) -> dict:
     multiplier = options.depth_multiplier
     if multiplier <= 0:
         raise ValueError(f"depth_multiplier={multiplier} must be positive")
+    divisible_by = options.divisible_by
     return mobilenet_base(images, NETWORK, options.output_stride, norm,
-                          lambda depth: scaled_depth(depth, multiplier), options.model_variant)
+                          lambda depth: scaled_depth(depth, multiplier, divisible_by),
+                          options.model_variant)
 
 
 SPEC = BackboneSpec("mobilenet_v2", ("mobilenet_v2",), build, NORM_EPSILON, NORM_DECAY)

@@ -17,6 +17,9 @@ NORMALIZATIONS = ("batch", "group")
 # use them: the crop to InputOptions / ExportOptions, BatchNorm sync to TrainOptions); read
 # and dropped so those runs keep loading.
 LEGACY_FIELDS = ("crop_size", "sync_batch_norm")
+# Fields earlier runs saved under another name: {old: new}. Our batch_norm_decay set the
+# head's BatchNorm decay; the original's flag of that name does not (see head_norm).
+RENAMED_FIELDS = {"batch_norm_decay": "head_batch_norm_decay"}
 
 
 def _int_tuple(value) -> tuple[int, ...] | None:
@@ -48,6 +51,8 @@ class ModelOptions:
         decoder; must be a decoder end point of the backbone.
       multi_grid: unit rates of the last ResNet block, e.g. (1, 2, 4); None means (1, 1, 1).
       depth_multiplier: MobileNet width multiplier (e.g. 1.0, 0.75, 0.5).
+      divisible_by: MobileNetV2 channel counts are rounded to multiples of this; None is
+        the original's default (8 at depth_multiplier 1.0, else 1).
       add_image_level_feature: whether ASPP has the image pooling branch.
       image_pooling_crop_size: (h, w) whose feature size sets the pooling kernel; None pools
         the whole feature map (the original's behaviour at any fixed crop).
@@ -69,7 +74,8 @@ class ModelOptions:
       logits_kernel_size: kernel of the final classifier.
       aspp_convs_filters: channels of every ASPP branch.
       decoder_filters: channels of the decoder convolutions.
-      batch_norm_decay: moving-average decay of ASPP / decoder BN (Keras `momentum`).
+      head_batch_norm_decay: moving-average decay of the ASPP / DPC / decoder BatchNorms
+        (Keras `momentum`); the original fixes it at 0.9997.
       normalization: "batch" (BatchNorm, as the original) or "group" (GroupNorm).
       group_norm_groups: groups for GroupNorm (channels that do not divide use the largest
         divisor below it).
@@ -82,6 +88,7 @@ class ModelOptions:
     decoder_output_stride: int | None = None
     multi_grid: tuple[int, ...] | None = None
     depth_multiplier: float = 1.0
+    divisible_by: int | None = None
     add_image_level_feature: bool = True
     image_pooling_crop_size: tuple[int, int] | None = None
     image_pooling_stride: tuple[int, int] = (1, 1)
@@ -97,7 +104,7 @@ class ModelOptions:
     logits_kernel_size: int = 1
     aspp_convs_filters: int = 256
     decoder_filters: int = 256
-    batch_norm_decay: float = 0.9997
+    head_batch_norm_decay: float = 0.9997
     normalization: str = "batch"
     group_norm_groups: int = 32
 
@@ -127,6 +134,10 @@ class ModelOptions:
         if self.decoder_output_stride is not None and self.decoder_output_stride < 1:
             raise ValueError(f"decoder_output_stride={self.decoder_output_stride} must be "
                              "positive or unset")
+        if self.divisible_by is not None and (self.divisible_by < 1
+                                              or self.model_variant != "mobilenet_v2"):
+            raise ValueError(f"divisible_by={self.divisible_by}: a positive channel divisor "
+                             "of mobilenet_v2 (other variants have none)")
         if self.num_classes < 1:
             raise ValueError(f"num_classes={self.num_classes} must be positive")
         if self.normalization not in NORMALIZATIONS:
@@ -159,7 +170,8 @@ class ModelOptions:
     @classmethod
     def from_dict(cls, values: dict) -> ModelOptions:
         """From `to_dict` output (or an older run's, whose LEGACY_FIELDS are dropped)."""
-        values = {k: v for k, v in values.items() if k not in LEGACY_FIELDS}
+        values = {RENAMED_FIELDS.get(k, k): v for k, v in values.items()
+                  if k not in LEGACY_FIELDS}
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:

@@ -79,7 +79,15 @@ def cross_replica_sum(value: tf.Tensor):
 
 @tf.autograph.experimental.do_not_convert
 def sync_moments(x: tf.Tensor, axes):
-    """Mean and variance of `x` over `axes` and over all replicas; shapes [C].
+    """Mean and variance of `x` over `axes` and over all replicas; shapes [C]."""
+    mean, variance, _ = global_moments(x, axes)
+    return mean, variance
+
+
+@tf.autograph.experimental.do_not_convert
+def global_moments(x: tf.Tensor, axes):
+    """Mean [C], population variance [C] and value count (scalar, x's dtype) of `x` over
+    `axes` and over all replicas.
 
     One replica (or no replica context): `tf.nn.moments`. Otherwise each replica computes
     its count n_r, mean m_r and sum of squared deviations M2_r (two-pass, as tf.nn.moments),
@@ -90,10 +98,11 @@ def sync_moments(x: tf.Tensor, axes):
     and it allows different batch sizes on different replicas.
     """
     ctx = tf.distribute.get_replica_context()
-    if ctx is None or ctx.num_replicas_in_sync == 1:
-        return tf.nn.moments(x, axes)
-    replicas = ctx.num_replicas_in_sync
     count = tf.cast(tf.reduce_prod(tf.gather(tf.shape(x), axes)), x.dtype)
+    if ctx is None or ctx.num_replicas_in_sync == 1:
+        mean, variance = tf.nn.moments(x, axes)
+        return mean, variance, count
+    replicas = ctx.num_replicas_in_sync
     mean = tf.reduce_mean(x, axes, keepdims=True)
     # As tf.nn.moments: no gradient through the mean here (its true gradient is 0).
     squares = tf.reduce_sum(tf.math.squared_difference(x, tf.stop_gradient(mean)), axes)
@@ -106,17 +115,33 @@ def sync_moments(x: tf.Tensor, axes):
     mean = tf.math.divide_no_nan(tf.reduce_sum(counts * means, 0), total)
     spread = tf.reduce_sum(counts * tf.square(means - mean), 0)
     variance = tf.math.divide_no_nan(tf.reduce_sum(squares, 0) + spread, total)
-    return mean, variance
+    return mean, variance, tf.stop_gradient(total)
+
+
+def bessel_correction(count):
+    """n / (n - 1) for n values (1 for n <= 1), as TF1's fused BatchNorm kernel applies to
+    the variance it returns (and the original averages into moving_variance)."""
+    return count / tf.maximum(count - 1.0, 1.0)
 
 
 @keras.saving.register_keras_serializable(package="deeplab")
 class BatchNormalization(keras.layers.BatchNormalization):
     """`keras.layers.BatchNormalization` whose `synchronized=True` (the default here) is
     correct and fast to trace; see the module docstring. With a mask the statistics are
-    the replica's own (as in Keras)."""
+    the replica's own (as in Keras).
 
-    def __init__(self, *args, synchronized: bool = True, **kwargs):
+    Two rules of the original's (TF1 fused) BatchNorm that Keras' does not follow:
+    - the moving variance averages the Bessel-corrected batch variance, n / (n - 1) times
+      the variance it normalises with (n values per channel over the global batch);
+    - `frozen_statistics` (the original's fine_tune_batch_norm=False): training calls
+      normalise with the moving statistics and leave them alone, while gamma and beta stay
+      trainable (Keras' `trainable = False` would freeze those too).
+    """
+
+    def __init__(self, *args, synchronized: bool = True, frozen_statistics: bool = False,
+                 **kwargs):
         super().__init__(*args, synchronized=synchronized, **kwargs)
+        self.frozen_statistics = frozen_statistics
 
     def _moments(self, inputs, mask):
         if not self.synchronized or mask is not None:
@@ -127,7 +152,7 @@ class BatchNormalization(keras.layers.BatchNormalization):
 
     def uses_moving_statistics(self, training) -> bool:
         """Whether a call with this `training` normalises with the moving statistics."""
-        return not (training and self.trainable)
+        return self.frozen_statistics or not (training and self.trainable)
 
     def moving_scale_offset(self):
         """The inference transform y = x * scale + offset; float32 [C] each."""
@@ -152,20 +177,24 @@ class BatchNormalization(keras.layers.BatchNormalization):
           FusedBatchNormV3 (and one fused gradient) instead of Keras' ~15 elementwise and
           reduction ops; see `_fused_training`.
 
-        Synchronized statistics across replicas, masks and renorm are Keras' own code.
+        - Batch statistics over several replicas: `global_moments` (one all-reduce).
+
+        Masks and renorm are Keras' own code (population variance in the moving average).
         """
         last_axis = self.axis in (-1, len(inputs.shape) - 1)
         if not self.uses_moving_statistics(training):
-            local = not self.synchronized or _one_replica()
-            if mask is None and last_axis and not self.renorm and local:
-                return self._fused_training(inputs)
+            if mask is None and not self.renorm:
+                local = not self.synchronized or _one_replica()
+                if local and last_axis:
+                    return self._fused_training(inputs)
+                return self._synced_training(inputs)
             return super().call(inputs, training=training, mask=mask)
         folded = self._folded_into is not None and self._folded_into() is not None
         if mask is None and folded:
             return inputs
         half = inputs.dtype in (tf.bfloat16, tf.float16)
         if mask is not None or not (half and last_axis):
-            return super().call(inputs, training=training, mask=mask)
+            return super().call(inputs, training=False, mask=mask)
         scale, offset = self.moving_scale_offset()
         return inputs * tf.cast(scale, inputs.dtype) + tf.cast(offset, inputs.dtype)
 
@@ -175,21 +204,42 @@ class BatchNormalization(keras.layers.BatchNormalization):
         oneDNN's fused kernel is fast in bfloat16 only when C is a multiple of 16 (2-3x
         slower than float32 otherwise, e.g. Xception's 728), so other widths go through
         float32 (see `fused_batch_norm_training`). The kernel returns the Bessel-corrected
-        variance; Keras (and `sync_moments`) average the population variance, so it is
-        scaled back.
+        variance, which the moving average takes as it is (the original's rule).
         """
         channels = inputs.shape[-1]
         gamma = tf.cast(self.gamma, tf.float32) if self.scale else tf.ones([channels])
         beta = tf.cast(self.beta, tf.float32) if self.center else tf.zeros([channels])
         flat = tf.reshape(inputs, [1, -1, 1, channels]) if len(inputs.shape) != 4 else inputs
         y, mean, variance = fused_batch_norm_training(flat, gamma, beta, self.epsilon)
-        count = tf.cast(tf.size(inputs) // channels, tf.float32)
-        variance *= (count - 1.0) / tf.maximum(count, 1.0)
-        momentum = self.momentum
-        self.moving_mean.assign(self.moving_mean * momentum + mean * (1.0 - momentum))
-        self.moving_variance.assign(
-            self.moving_variance * momentum + variance * (1.0 - momentum))
+        self._update_moving_statistics(mean, variance)
         return tf.cast(tf.reshape(y, tf.shape(inputs)), self.compute_dtype)
+
+    def _synced_training(self, inputs):
+        """Normalise with the moments of the global batch (every replica's values);
+        update the moving ones with the Bessel-corrected variance."""
+        x = tf.cast(inputs, tf.float32)
+        mean, variance, count = global_moments(x, self._reduction_axes)
+        self._update_moving_statistics(mean, variance * bessel_correction(count))
+        gamma = tf.cast(self.gamma, tf.float32) if self.scale else None
+        beta = tf.cast(self.beta, tf.float32) if self.center else None
+        shape = [1] * len(inputs.shape)
+        shape[self.axis] = inputs.shape[self.axis]
+        y = tf.nn.batch_normalization(
+            x, tf.reshape(mean, shape), tf.reshape(variance, shape),
+            None if beta is None else tf.reshape(beta, shape),
+            None if gamma is None else tf.reshape(gamma, shape), self.epsilon)
+        return tf.cast(y, self.compute_dtype)
+
+    def _update_moving_statistics(self, mean, variance):
+        """moving -= (moving - batch) * (1 - decay) for mean and variance [C], in float32
+        with 1 - decay formed from float32(decay), as TF1's assign_moving_average."""
+        rate = 1.0 - tf.constant(self.momentum, tf.float32)
+        for moving, batch in ((self.moving_mean, mean), (self.moving_variance, variance)):
+            value = tf.cast(moving, tf.float32)
+            moving.assign(tf.cast(value - (value - batch) * rate, moving.dtype))
+
+    def get_config(self):
+        return {**super().get_config(), "frozen_statistics": self.frozen_statistics}
 
 
 def _kernel_dtype(x: tf.Tensor) -> tf.DType:

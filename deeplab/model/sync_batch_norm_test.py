@@ -40,8 +40,9 @@ def test_is_a_keras_batch_normalization_named_as_one():
 
 @pytest.mark.parametrize("shape", [(4, 5, 6, 3), (4, 7, 32)])
 def test_one_replica_matches_plain_batch_norm_forward_and_gradients(shape):
-    """One replica runs the fused kernel: Keras' results up to float rounding, the moving
-    variance of the population variance (not the kernel's Bessel-corrected one)."""
+    """One replica runs the fused kernel: Keras' output, gradients and moving mean up to
+    float rounding; the moving variance averages the Bessel-corrected batch variance (as
+    the original's TF1 fused BatchNorm), where Keras averages the population one."""
     x, plain, sync = _pair(shape)
     x = tf.constant(x)
     upstream = tf.constant(np.random.RandomState(1).normal(size=x.shape).astype(np.float32))
@@ -52,10 +53,14 @@ def test_one_replica_matches_plain_batch_norm_forward_and_gradients(shape):
             y = layer(x, training=True)
             loss = tf.reduce_sum(y * upstream)
         grads = tape.gradient(loss, [x, layer.gamma.value, layer.beta.value])
-        results.append([y, *grads, layer.moving_mean, layer.moving_variance,
-                        layer(x, training=False)])
+        results.append([y, *grads, layer.moving_mean])
     for a, b in zip(*results, strict=True):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=2e-5, atol=2e-5)
+    flat = x.numpy().reshape(-1, shape[-1])
+    np.testing.assert_allclose(sync.moving_variance.numpy(),
+                               0.9 + 0.1 * flat.var(axis=0, ddof=1), rtol=1e-5)
+    assert not np.allclose(plain.moving_variance.numpy(), sync.moving_variance.numpy(),
+                           rtol=1e-4)
 
 
 @pytest.mark.parametrize("channels", [32, 24])  # fused in bfloat16 / through float32
@@ -68,8 +73,9 @@ def test_bfloat16_training_stays_bfloat16_with_float32_statistics(channels):
     assert layer.moving_mean.dtype == "float32"
     rounded = tf.cast(tf.cast(x, tf.bfloat16), tf.float32).numpy()
     mean, variance = rounded.mean(axis=(0, 1, 2)), rounded.var(axis=(0, 1, 2))
+    bessel = variance * 72 / 71  # 2 x 6 x 6 values per channel
     np.testing.assert_allclose(layer.moving_mean.numpy(), 0.5 * mean, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(layer.moving_variance.numpy(), 0.5 + 0.5 * variance, rtol=1e-5)
+    np.testing.assert_allclose(layer.moving_variance.numpy(), 0.5 + 0.5 * bessel, rtol=1e-5)
     expected = (rounded - mean) / np.sqrt(variance + 1e-5)
     np.testing.assert_allclose(tf.cast(y, tf.float32).numpy(), expected, atol=0.03)
 
@@ -204,3 +210,28 @@ def test_half_precision_inference_folds_statistics_and_matches_float32():
     mm, mv = layer.moving_mean.numpy(), layer.moving_variance.numpy()
     want = (x - mm) / np.sqrt(mv + 1e-3) * layer.gamma.numpy() + layer.beta.numpy()
     np.testing.assert_allclose(tf.cast(out, tf.float32).numpy(), want, rtol=2e-2, atol=5e-2)
+
+
+def test_frozen_statistics_normalise_with_the_moving_ones_and_train_gamma_beta():
+    """fine_tune_batch_norm=False as the original: a training call uses and keeps the moving
+    statistics, while gamma and beta get their gradients (Keras' trainable=False would
+    freeze them too)."""
+    x, _, layer = _pair()
+    layer.moving_mean.assign([0.5, -1.0, 2.0])
+    layer.moving_variance.assign([2.0, 0.5, 4.0])
+    layer.frozen_statistics = True
+    assert len(layer.trainable_variables) == 2
+    x = tf.constant(x)
+    with tf.GradientTape() as tape:
+        y = layer(x, training=True)
+        loss = tf.reduce_sum(y * tf.range(3, dtype=tf.float32))
+    dgamma, dbeta = tape.gradient(loss, [layer.gamma.value, layer.beta.value])
+    normalised = (x.numpy() - [0.5, -1.0, 2.0]) / np.sqrt(np.array([2.0, 0.5, 4.0]) + 1e-5)
+    np.testing.assert_allclose(y.numpy(), normalised * layer.gamma.numpy() + layer.beta.numpy(),
+                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(layer.moving_mean.numpy(), [0.5, -1.0, 2.0])
+    np.testing.assert_allclose(layer.moving_variance.numpy(), [2.0, 0.5, 4.0])
+    np.testing.assert_allclose(dbeta.numpy(), np.arange(3) * x.shape[0] * 5 * 6, rtol=1e-6)
+    np.testing.assert_allclose(dgamma.numpy(), (normalised * np.arange(3)).sum(axis=(0, 1, 2)),
+                               rtol=1e-4, atol=1e-3)
+    assert BatchNormalization.from_config(layer.get_config()).frozen_statistics

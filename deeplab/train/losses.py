@@ -36,21 +36,23 @@ def pixel_weights(labels, num_classes: int, ignore_label: int, label_weights=Non
 
 
 def top_k_ratio(step, top_k_percent_pixels: float, hard_example_mining_step: int):
-    """Fraction of pixels kept: ramps linearly from 1 to top_k over the mining steps."""
+    """Fraction of pixels kept (float32): ramps linearly from 1 to top_k over the mining
+    steps, ratio * top_k + (1 - ratio) with ratio = min(1, step / steps), as the original."""
     if top_k_percent_pixels >= 1.0:
         return tf.constant(1.0)
     if hard_example_mining_step <= 0:
         return tf.constant(top_k_percent_pixels)
-    ramp = tf.minimum(1.0, tf.cast(step, tf.float32) / float(hard_example_mining_step))
-    return 1.0 - ramp * (1.0 - top_k_percent_pixels)
+    ratio = tf.minimum(1.0, tf.cast(step, tf.float32) / float(hard_example_mining_step))
+    return ratio * top_k_percent_pixels + (1.0 - ratio)
 
 
 def pixel_losses(logits, labels, num_classes: int, ignore_label: int,
                  upsample_logits: bool = True, label_weights=None):
-    """Weighted cross entropy per pixel and the count of counted pixels.
+    """Weighted cross entropy per pixel and the count of non-ignored pixels.
 
     logits [B, h, w, C]; labels int [B, H, W, 1]. Returns (losses float32 [N], count
-    float32 scalar): ignored pixels have loss 0 and are not counted.
+    float32 scalar): ignored pixels have loss 0 and are not counted; a class of weight 0
+    has loss 0 but its pixels count (the original divides by the non-ignored pixels).
     """
     logits, labels = match_sizes(logits, labels, upsample_logits)
     labels = tf.reshape(tf.cast(labels, tf.int32), [-1])
@@ -58,7 +60,7 @@ def pixel_losses(logits, labels, num_classes: int, ignore_label: int,
     weights = pixel_weights(labels, num_classes, ignore_label, label_weights)
     ce = tf.nn.sparse_softmax_cross_entropy_with_logits(
         labels=tf.clip_by_value(labels, 0, num_classes - 1), logits=logits)
-    return ce * weights, tf.reduce_sum(tf.cast(weights > 0, tf.float32))
+    return ce * weights, tf.reduce_sum(tf.cast(tf.not_equal(labels, ignore_label), tf.float32))
 
 
 def replica_loss(losses, global_count, top_k=None, num_replicas: int = 1):
@@ -66,22 +68,31 @@ def replica_loss(losses, global_count, top_k=None, num_replicas: int = 1):
 
     Without top_k: sum(losses) / global_count, global_count being the counted pixels of the
     whole (global) batch: the global mean cross entropy, split exactly across replicas.
-    With top_k (a fraction in (0, 1]): the mean of this replica's hardest top_k pixels,
-    divided by num_replicas (the original's online hard example mining, per replica).
+    With top_k (a fraction in (0, 1]): the sum of this replica's int(top_k * N) largest
+    losses divided by how many of them are non-zero (the original's online hard example
+    mining: ignored pixels, loss 0, that the ramp still keeps are not counted), divided by
+    num_replicas (the original averages its clones).
     """
     if top_k is None:
         return tf.math.divide_no_nan(tf.reduce_sum(losses), global_count)
-    keep = tf.maximum(1, tf.cast(tf.cast(tf.size(losses), tf.float32) * top_k, tf.int32))
+    keep = tf.cast(top_k * tf.cast(tf.size(losses), tf.float32), tf.int32)
     hardest, _ = tf.math.top_k(losses, k=keep)
-    return tf.reduce_sum(hardest) / tf.cast(keep, tf.float32) / float(num_replicas)
+    present = tf.reduce_sum(tf.cast(tf.not_equal(hardest, 0.0), tf.float32))
+    return tf.math.divide_no_nan(tf.reduce_sum(hardest), present) / float(num_replicas)
+
+
+def weight_decayed_variables(model) -> list:
+    """The variables the original regularises: Conv2D kernels (not depthwise kernels,
+    biases or BatchNorm), in layer order."""
+    return [layer.kernel for layer in model._flatten_layers(include_self=False)
+            if type(layer).__name__ == "Conv2D"]
 
 
 def weight_decay_loss(model, weight_decay: float):
-    """weight_decay * sum(w^2) / 2 over Conv2D kernels (slim's l2_regularizer)."""
+    """weight_decay * sum(w^2) / 2 over `weight_decayed_variables` (slim's l2_regularizer)."""
     if weight_decay <= 0:
         return tf.constant(0.0)
-    kernels = [layer.kernel for layer in model._flatten_layers(include_self=False)
-               if type(layer).__name__ == "Conv2D"]
+    kernels = weight_decayed_variables(model)
     return weight_decay * tf.add_n([tf.nn.l2_loss(tf.cast(k, tf.float32)) for k in kernels])
 
 

@@ -5,6 +5,11 @@ from __future__ import annotations
 import dataclasses
 
 OPTIMIZERS = ("momentum", "adam")
+# How momentum is kept: "tf1" as the original (TF1 MomentumOptimizer: a = m * a + g,
+# w -= lr * a) or "keras" (keras.optimizers.SGD: v = m * v - lr * g, w += v). Equal at a
+# constant rate; they differ whenever the rate changes (poly, slow start).
+MOMENTUM_UPDATES = ("tf1", "keras")
+MERGE_METHODS = ("max", "avg")
 LEARNING_POLICIES = ("poly", "step", "cosine")
 PRECISIONS = ("fp32", "bf16", "fp16")
 
@@ -13,14 +18,24 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 class TrainOptions:
     """How to train. Steps count optimizer updates; rates are per step.
 
-    Schedule: `learning_policy` poly (base * (1 - step / decay_steps) ** learning_power, down
-    to end_learning_rate), step (base * decay_factor ** (step // decay_step)) or cosine
-    (from base to end_learning_rate over decay_steps); decay_steps 0 means
-    training_number_of_steps. Before slow_start_step the rate is slow_start_learning_rate.
-    Loss: `loss` from `deeplab.train.losses.LOSSES` (default: cross entropy over
-    non-ignored pixels, weighted by label_weights), the hardest
-    top_k_percent_pixels of them once hard_example_mining_step has ramped it in, plus
+    Every rule is the original train.py's unless an option says otherwise.
+    Schedule (`deeplab.train.schedules`): with s = max(step - slow_start_step, 0),
+    `learning_policy` poly (base * (1 - s / decay_steps) ** learning_power, down to
+    end_learning_rate), step (base * decay_factor ** (s // decay_step)) or cosine (from
+    base to end_learning_rate over decay_steps); decay_steps 0 means
+    training_number_of_steps - slow_start_step. Before slow_start_step the rate is
+    slow_start_learning_rate. Adam runs at the constant adam_learning_rate.
+    Momentum: `momentum_update` (MOMENTUM_UPDATES), TF1's by default.
+    Gradients: every bias's gradient times bias_gradient_multiplier (the original's 2),
+    the last layers' times last_layer_gradient_multiplier (both for last-layer biases).
+    Loss: `loss` from `deeplab.train.losses.LOSSES` (default: cross entropy weighted by
+    label_weights, divided by the non-ignored pixels; with top_k_percent_pixels < 1 the
+    hardest pixels once hard_example_mining_step has ramped it in, divided by the non-zero
+    losses among them), one term per `image_pyramid` scale plus the merged logits
+    (`merge_method` max or avg) when several scales are given, plus
     weight_decay * sum(w^2) / 2 over convolution kernels (not depthwise, BN or biases).
+    fine_tune_batch_norm=False: BatchNorm normalises with (and keeps) its moving
+    statistics; gamma and beta still train.
     sync_batch_norm: BatchNorm statistics all-reduced across replicas (a training choice,
     not part of the network: a run may resume with it on or off).
     """
@@ -43,6 +58,11 @@ class TrainOptions:
     slow_start_learning_rate: float = 0.0001
     weight_decay: float = 4e-5
     last_layer_gradient_multiplier: float = 1.0
+    bias_gradient_multiplier: float = 2.0
+    momentum_update: str = "tf1"
+    image_pyramid: tuple[float, ...] | None = None
+    merge_method: str = "max"
+    profile_logdir: str | None = None
     last_layers_contain_logits_only: bool = False
     upsample_logits: bool = True
     fine_tune_batch_norm: bool = True
@@ -65,13 +85,20 @@ class TrainOptions:
     seed: int | None = None
 
     def __post_init__(self):
-        if self.label_weights is not None:
-            object.__setattr__(self, "label_weights", tuple(float(w) for w in self.label_weights))
+        for name in ("label_weights", "image_pyramid"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, tuple(float(w) for w in value) or None)
         checks = [
             (self.optimizer in OPTIMIZERS, f"optimizer must be one of {OPTIMIZERS}"),
             (self.learning_policy in LEARNING_POLICIES,
              f"learning_policy must be one of {LEARNING_POLICIES}"),
             (self.precision in PRECISIONS, f"precision must be one of {PRECISIONS}"),
+            (self.momentum_update in MOMENTUM_UPDATES,
+             f"momentum_update must be one of {MOMENTUM_UPDATES}"),
+            (self.merge_method in MERGE_METHODS, f"merge_method must be one of {MERGE_METHODS}"),
+            (all(s > 0 for s in self.image_pyramid or ()),
+             "image_pyramid scales must be positive"),
             (self.training_number_of_steps > 0, "training_number_of_steps must be positive"),
             (self.train_batch_size > 0, "train_batch_size must be positive"),
             (0.0 < self.top_k_percent_pixels <= 1.0, "top_k_percent_pixels must be in (0, 1]"),
@@ -89,7 +116,9 @@ class TrainOptions:
 
     @property
     def total_decay_steps(self) -> float:
-        return self.decay_steps or float(self.training_number_of_steps)
+        """Steps poly and cosine decay over: decay_steps, else the steps after slow start."""
+        return self.decay_steps or float(
+            max(self.training_number_of_steps - self.slow_start_step, 1))
 
 
 def _loss_names() -> tuple[str, ...]:

@@ -67,3 +67,30 @@ class SummaryWriter:
         if self.writer is not None:
             self.writer.flush()
             self.writer.close()
+
+
+class ProfileWindow:
+    """TensorBoard's profiler over `steps` training steps after `warmup` ones (the first
+    steps trace and compile), written to `logdir` (the original's --profile_logdir); open
+    it with `tensorboard --logdir=LOGDIR`, Profile tab. None: profiles nothing."""
+
+    def __init__(self, logdir: str | None, start_step: int, warmup: int = 2, steps: int = 3):
+        self.logdir = logdir
+        self.first, self.last = start_step + warmup, start_step + warmup + steps
+        self.active = False
+
+    def before_step(self, step: int) -> None:
+        """Called with the step about to run (the optimizer's iteration count)."""
+        if self.logdir and not self.active and self.first <= step < self.last:
+            tf.profiler.experimental.start(self.logdir)
+            self.active = True
+
+    def after_step(self, step: int) -> None:
+        """Called with the step count after the step ran."""
+        if self.active and step >= self.last:
+            self.stop()
+
+    def stop(self) -> None:
+        if self.active:
+            tf.profiler.experimental.stop()
+            self.active = False

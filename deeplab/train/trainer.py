@@ -19,6 +19,7 @@ newest checkpoint is reported and the newest intact one is used, and the run's f
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import math
 import os
@@ -30,26 +31,28 @@ import keras
 import tensorflow as tf
 
 from deeplab.checkpoints.io import (
-    LAST_LAYER_SCOPES,
     USE_ANOTHER,
     CheckpointError,
     describe_failure,
+    last_layer_scopes,
     model_checkpoint,
     partial_save_paths,
     remove_paths,
     restore_model,
     stale_temporaries,
+    variable_map,
     verify_checkpoint,
 )
 from deeplab.data.pipeline import InputOptions, make_dataset
 from deeplab.model.deeplab import build_model
-from deeplab.model.layers import tf1_scope
 from deeplab.model.options import ModelOptions
+from deeplab.model.pyramid import MERGED, pyramid_logits
+from deeplab.model.sync_batch_norm import BatchNormalization
 from deeplab.train import losses
+from deeplab.train.optimizers import make_optimizer
 from deeplab.train.options import TrainOptions
-from deeplab.train.schedules import DeepLabSchedule
 from deeplab.train.strategy import is_chief, worker_id
-from deeplab.train.summaries import SummaryWriter
+from deeplab.train.summaries import ProfileWindow, SummaryWriter
 from deeplab.utils.progress import Progress
 from deeplab.utils.run_options import (
     clear_training_done,
@@ -101,37 +104,35 @@ def build_training_model(options: ModelOptions, precision: str,
         keras.mixed_precision.set_global_policy(previous)
 
 
-def make_optimizer(options: TrainOptions) -> keras.optimizers.Optimizer:
-    schedule = DeepLabSchedule(options)
-    if options.optimizer == "adam":
-        optimizer = keras.optimizers.Adam(schedule, epsilon=options.adam_epsilon)
-    else:
-        optimizer = keras.optimizers.SGD(schedule, momentum=options.momentum)
-    if options.precision == "fp16":
-        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-    return optimizer
+def trainable_variable_names(model: keras.Model) -> list[str]:
+    """The TF1 name (`logits/semantic/biases`) of each of model.trainable_variables."""
+    names = {id(var): name for name, var in variable_map(model).items()}
+    return [names[id(var)] for var in model.trainable_variables]
 
 
 def gradient_multipliers(model: keras.Model, options: TrainOptions) -> list[float]:
-    """Per trainable variable: last_layer_gradient_multiplier on the last layers (twice
-    that on their biases, as the original), 1 elsewhere."""
-    if options.last_layer_gradient_multiplier == 1.0:
-        return [1.0] * len(model.trainable_variables)
-    scopes = ("logits",) if options.last_layers_contain_logits_only else LAST_LAYER_SCOPES
+    """Per trainable variable, the factor on its gradient, by the original's rule
+    (train_utils.get_model_gradient_multipliers): bias_gradient_multiplier (2) on every
+    `biases` variable, last_layer_gradient_multiplier on variables whose name contains a
+    last-layer scope, their product on last-layer biases, 1 elsewhere."""
+    scopes = last_layer_scopes(options.last_layers_contain_logits_only)
     result = []
-    for var in model.trainable_variables:
-        name = tf1_scope(var.path)
-        last = any(name.startswith(s) for s in scopes)
-        factor = options.last_layer_gradient_multiplier if last else 1.0
-        result.append(factor * (2.0 if last and name.endswith("/bias") else 1.0))
+    for name in trainable_variable_names(model):
+        factor = options.bias_gradient_multiplier if "biases" in name else 1.0
+        if any(scope in name for scope in scopes):
+            factor *= options.last_layer_gradient_multiplier
+        result.append(factor)
     return result
 
 
 def freeze_batch_norm(model: keras.Model) -> None:
-    """fine_tune_batch_norm=False: BatchNorm uses and keeps its moving statistics."""
+    """fine_tune_batch_norm=False: BatchNorm normalises with, and keeps, its moving
+    statistics; gamma and beta still train (the original's is_training=False BatchNorm)."""
     for layer in model._flatten_layers(include_self=False):
-        if isinstance(layer, keras.layers.BatchNormalization):
-            layer.trainable = False
+        if isinstance(layer, BatchNormalization):
+            layer.frozen_statistics = True
+        elif isinstance(layer, keras.layers.BatchNormalization):
+            layer.trainable = False  # a plain Keras BatchNorm cannot keep gamma/beta apart
 
 
 class Trainer:
@@ -201,8 +202,7 @@ class Trainer:
         if self.options.tf_initial_checkpoint:
             exclude = ()
             if not self.options.initialize_last_layer:
-                exclude = (("logits",) if self.options.last_layers_contain_logits_only
-                           else LAST_LAYER_SCOPES)
+                exclude = last_layer_scopes(self.options.last_layers_contain_logits_only)
             report = restore_model(self.model, self.options.tf_initial_checkpoint,
                                    exclude_scopes=exclude, allow_missing=True)
             logging.info("initialised from %s", report.summary())
@@ -246,7 +246,7 @@ class Trainer:
             return self.strategy.distribute_datasets_from_function(make)
         return self.strategy.experimental_distribute_dataset(make())
 
-    def _replica_step(self, images, labels):
+    def _replica_step(self, images, labels, return_gradients: bool = False):
         o, replicas = self.options, self.strategy.num_replicas_in_sync
         top_k = None
         if o.top_k_percent_pixels < 1.0:
@@ -255,13 +255,19 @@ class Trainer:
         spec = losses.LossSpec(self.data.num_classes, self.data.ignore_label,
                                o.upsample_logits, o.label_weights)
         context = tf.distribute.get_replica_context()
+        logits_stride = (self.model_options.decoder_output_stride
+                         or self.model_options.output_stride)
         with tf.GradientTape() as tape:
-            logits = self.model(images, training=True)
+            outputs = pyramid_logits(self.model, images, o.image_pyramid, o.merge_method,
+                                     logits_stride, training=True)
             terms = {}
-            for name, (pixel_losses, count) in losses.get_loss(o.loss)(
-                    logits, labels, spec).items():
-                global_count = context.all_reduce("sum", count)
-                terms[name] = losses.replica_loss(pixel_losses, global_count, top_k, replicas)
+            for key, logits in outputs.items():  # one loss per scale, and the merged one
+                suffix = "" if key == MERGED else f"_{key}"
+                for name, (pixel_losses, count) in losses.get_loss(o.loss)(
+                        logits, labels, spec).items():
+                    global_count = context.all_reduce("sum", count)
+                    terms[name + suffix] = losses.replica_loss(pixel_losses, global_count,
+                                                               top_k, replicas)
             terms["weight_decay"] = losses.weight_decay_loss(self.model, o.weight_decay) / replicas
             loss = tf.add_n(list(terms.values()))
             scaled = self.optimizer.scale_loss(loss)  # loss scaling under fp16, else as is
@@ -270,22 +276,31 @@ class Trainer:
         grads = [g * m if m != 1.0 else g for g, m in zip(grads, self.multipliers, strict=True)]
         self.optimizer.apply(grads, variables)
         norm = tf.linalg.global_norm([tf.cast(g, tf.float32) for g in grads])
-        return {"total_loss": loss, **terms, "gradient_norm": norm}
+        values = {"total_loss": loss, **terms, "gradient_norm": norm}
+        if return_gradients:
+            values["gradients"] = grads
+        return values
 
-    def make_step_fn(self):
+    def make_step_fn(self, return_gradients: bool = False):
         """One training step as a tf.function: iterator -> {name: scalar} summed over replicas.
 
+        return_gradients: the values also hold "gradients", the applied gradient of each of
+        model.trainable_variables (after the multipliers), summed over replicas.
         With xla the per-replica computation is compiled (the iterator op cannot be).
         """
-        replica_step = self._replica_step
+        replica_step = functools.partial(self._replica_step, return_gradients=return_gradients)
         if self.options.xla:
             replica_step = tf.function(replica_step, jit_compile=True)
+
+        def reduce(value):
+            if isinstance(value, list):
+                return [self.strategy.reduce("sum", v, axis=None) for v in value]
+            return self.strategy.reduce("sum", value, axis=None)
 
         def step(iterator):
             batch = next(iterator)
             per_replica = self.strategy.run(replica_step, args=(batch["image"], batch["label"]))
-            values = {k: self.strategy.reduce("sum", v, axis=None)
-                      for k, v in per_replica.items()}
+            values = {k: reduce(v) for k, v in per_replica.items()}
             # The gradient norm of the replicas' gradients, averaged (not summed).
             values["gradient_norm"] /= self.strategy.num_replicas_in_sync
             return values
@@ -333,24 +348,30 @@ class Trainer:
         o = self.options
         last_save = time.monotonic()
         values = {}
-        while self.step < o.training_number_of_steps and not stop.requested:
-            values = {k: float(v) for k, v in step_fn(iterator).items()}
-            step = self.step
-            if not math.isfinite(values["total_loss"]):
-                raise TrainingDiverged(
-                    f"the loss became {values['total_loss']} at step {step}; the last "
-                    f"good checkpoint is {self.manager.latest_checkpoint or 'none'} "
-                    f"(try a lower --base_learning_rate)")
-            lr = float(self.optimizer.learning_rate)
-            monitor.update(step, values, lr)
-            if step % o.log_steps == 0 or step == o.training_number_of_steps:
-                writer.scalars(step, {**values, "learning_rate": lr,
-                                      "images_per_second": monitor.images_per_second})
-            writer.maybe_images(step, self.model)
-            due_steps = o.save_interval_steps and step % o.save_interval_steps == 0
-            if due_steps or time.monotonic() - last_save >= o.save_interval_secs:
-                self.save()
-                last_save = time.monotonic()
+        profile = ProfileWindow(o.profile_logdir if self.chief else None, self.step)
+        try:
+            while self.step < o.training_number_of_steps and not stop.requested:
+                profile.before_step(self.step)
+                values = {k: float(v) for k, v in step_fn(iterator).items()}
+                step = self.step
+                profile.after_step(step)
+                if not math.isfinite(values["total_loss"]):
+                    raise TrainingDiverged(
+                        f"the loss became {values['total_loss']} at step {step}; the last "
+                        f"good checkpoint is {self.manager.latest_checkpoint or 'none'} "
+                        f"(try a lower --base_learning_rate)")
+                lr = float(self.optimizer.learning_rate)
+                monitor.update(step, values, lr)
+                if step % o.log_steps == 0 or step == o.training_number_of_steps:
+                    writer.scalars(step, {**values, "learning_rate": lr,
+                                          "images_per_second": monitor.images_per_second})
+                writer.maybe_images(step, self.model)
+                due_steps = o.save_interval_steps and step % o.save_interval_steps == 0
+                if due_steps or time.monotonic() - last_save >= o.save_interval_secs:
+                    self.save()
+                    last_save = time.monotonic()
+        finally:
+            profile.stop()
         return values
 
 
