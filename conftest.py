@@ -10,6 +10,7 @@ import pytest
 
 REPO = pathlib.Path(__file__).resolve().parent
 REFERENCE_ENV = "DEEPLAB_REFERENCE_DIR"
+TRAINING_ENV = "DEEPLAB_TRAINING_FIXTURES_DIR"
 
 
 def reference_dir() -> pathlib.Path:
@@ -17,15 +18,38 @@ def reference_dir() -> pathlib.Path:
     return pathlib.Path(os.environ.get(REFERENCE_ENV, REPO.parent / "shared/fixtures/reference"))
 
 
+def training_fixtures_dir() -> pathlib.Path:
+    """$DEEPLAB_TRAINING_FIXTURES_DIR, else ../shared/fixtures/training beside the checkout."""
+    return pathlib.Path(os.environ.get(TRAINING_ENV, REPO.parent / "shared/fixtures/training"))
+
+
+def training_cases() -> list[str]:
+    """Names of the training conformance cases (folders holding a case.json), sorted."""
+    root = training_fixtures_dir()
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if (p / "case.json").is_file())
+
+
+def _fixture_folder(path: pathlib.Path, marker: str, env: str) -> pathlib.Path:
+    """`path` if it holds `marker`; else a failure under CI, a skip elsewhere."""
+    if not (path / marker).is_file():
+        if os.environ.get("CI"):
+            pytest.fail(f"fixtures missing at {path} under CI (set {env})")
+        pytest.skip(f"fixtures not found at {path}; set {env} to use them")
+    return path
+
+
 @pytest.fixture(scope="session")
 def reference_fixtures() -> pathlib.Path:
     """The reference fixture folder; skips the test where it is absent (a user's machine)."""
-    path = reference_dir()
-    if not (path / "make_checkpoint.py").is_file():
-        if os.environ.get("CI"):
-            pytest.fail(f"reference fixtures missing at {path} under CI (set {REFERENCE_ENV})")
-        pytest.skip(f"reference fixtures not found at {path}; set {REFERENCE_ENV} to use them")
-    return path
+    return _fixture_folder(reference_dir(), "make_checkpoint.py", REFERENCE_ENV)
+
+
+@pytest.fixture(scope="session")
+def training_fixtures() -> pathlib.Path:
+    """The training conformance fixtures (one folder per case); skips where absent."""
+    return _fixture_folder(training_fixtures_dir(), "make_batch.py", TRAINING_ENV)
 
 
 @pytest.fixture(scope="session")
