@@ -502,25 +502,32 @@ def _sets(case, run, check, ours, theirs):
     return results
 
 
+_CONSTANT_RULES = {"zeros": 0.0, "ones": 1.0}
+
+
 def _not_restored(case, run, check, ours, theirs):
+    """Each variable against its rule: a constant (zeros, ones), or the statistics a
+    random initialiser must show (std_range, max_abs, mean_abs_max, whichever are given)."""
     rows = []
     for name, spec in check["variables"].items():
         value = run.not_restored_initial.get(name)
         if value is None:
             rows.append((float("inf"), False, f"{name}: not recorded"))
             continue
-        max_abs = float(np.abs(value).max())
-        if spec["rule"] == "zeros":
-            rows.append((max_abs, max_abs <= spec["max_abs"], f"{name} zeros: max|w| "
-                                                              f"{max_abs:.3g}"))
+        rule = spec.get("rule", "")
+        if rule in _CONSTANT_RULES:
+            diff = float(np.abs(value - _CONSTANT_RULES[rule]).max())
+            rows.append((diff, diff <= spec.get("max_abs", 0.0) if rule == "zeros" else
+                         diff == 0.0, f"{name} {rule}: max|w - {_CONSTANT_RULES[rule]:g}| "
+                                      f"{diff:.3g}"))
             continue
-        std, mean = float(value.std()), float(value.mean())
-        low, high = spec["std_range"]
-        ok = low <= std <= high and max_abs <= spec["max_abs"] and \
-            abs(mean) <= spec["mean_abs_max"]
-        rows.append((0.0 if ok else 1.0, ok, f"{name} {spec['rule']}: std {std:.4g} in "
-                     f"[{low}, {high}], max|w| {max_abs:.3g} <= {spec['max_abs']}, |mean| "
-                     f"{abs(mean):.2g} <= {spec['mean_abs_max']}"))
+        std, mean, max_abs = float(value.std()), float(value.mean()), float(np.abs(value).max())
+        low, high = spec.get("std_range", (0.0, float("inf")))
+        ok = (low <= std <= high and max_abs <= spec.get("max_abs", float("inf"))
+              and abs(mean) <= spec.get("mean_abs_max", float("inf")))
+        rows.append((0.0 if ok else 1.0, ok, f"{name} {rule}: std {std:.4g} in [{low}, "
+                     f"{high}], max|w| {max_abs:.3g} <= {spec.get('max_abs')}, |mean| "
+                     f"{abs(mean):.2g} <= {spec.get('mean_abs_max')}"))
     return [_ratio_check("not_restored_initialisation", rows, "rule", "0 within / 1 not")]
 
 
