@@ -102,9 +102,14 @@ def define_model_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
     flags.DEFINE_integer("group_norm_groups", _D.group_norm_groups, "GroupNorm groups.",
                          flag_values=fv)
     for name, default in UNSUPPORTED_DEFAULTS.items():
-        definer = {bool: flags.DEFINE_boolean, str: flags.DEFINE_string,
-                   int: flags.DEFINE_integer}[type(default)]
-        definer(name, default, "Original flag; only its default is supported.", flag_values=fv)
+        define_like(name, default, "Original flag; only its default is supported.", fv)
+
+
+def define_like(name: str, default, help_text: str, fv: flags.FlagValues) -> None:
+    """A boolean, string or integer flag, by the type of `default`."""
+    definer = {bool: flags.DEFINE_boolean, str: flags.DEFINE_string,
+               int: flags.DEFINE_integer}[type(default)]
+    definer(name, default, help_text, flag_values=fv)
 
 
 # ModelOptions fields set by a flag of another name.

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from absl import flags
 
-from deeplab.flags import define_model_flags, define_resize_flags
+from deeplab.flags import define_like, define_model_flags, define_resize_flags
 from deeplab.train.losses import LOSSES
 from deeplab.train.options import (
     LEARNING_POLICIES,
@@ -142,9 +142,7 @@ def _define_run_flags(fv):
     flags.DEFINE_integer("seed", None, "Seed for weights, shuffling and augmentation.",
                          flag_values=fv)
     for name, (default, instead) in CLUSTER_FLAGS.items():
-        definer = {bool: flags.DEFINE_boolean, str: flags.DEFINE_string,
-                   int: flags.DEFINE_integer}[type(default)]
-        definer(name, default, f"Original TF1 cluster flag; use {instead}.", flag_values=fv)
+        define_like(name, default, f"Original TF1 cluster flag; use {instead}.", fv)
 
 
 def _define_data_flags(fv):
