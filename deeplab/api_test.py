@@ -13,7 +13,7 @@ import pytest
 import deeplab
 from deeplab.export.testing import assert_labels_agree
 from deeplab.zoo import cache, testing
-from deeplab.zoo.verify import FrozenGraphRunner, probe_images
+from deeplab.zoo.verify import FrozenGraphRunner, class_seeking_probes
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +34,9 @@ def zoo_name(tmp_path_factory, tarballs):
 
 @pytest.fixture(scope="module")
 def image():
-    return probe_images(*testing.CROP, count=1, seed=0)[0]  # two classes here
+    """A probe on which the tarballs' network predicts several classes."""
+    model, options = testing.tarball_model()
+    return class_seeking_probes(model, options, *testing.CROP, count=1)[0]
 
 
 def _graph_labels(folder, image):

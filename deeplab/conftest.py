@@ -12,11 +12,12 @@ from deeplab.zoo import testing
 
 @pytest.fixture(scope="session")
 def tarballs(tmp_path_factory):
-    """{"good": path, "other_graph": path, "good_again": path} of tiny zoo tarballs.
+    """{"good", "other_graph", "perturbed", "good_again": path} of tiny zoo tarballs.
 
     good: checkpoint and frozen graph of the same weights. other_graph: the frozen graph of
-    other weights (parity must fail). good_again: good's files with other mtimes (same
-    content, other bytes and sha256).
+    other weights (parity must fail). perturbed: good's graph with a checkpoint of the
+    weights under 1 % relative noise (verification must refuse it). good_again: good's
+    files with other mtimes (same content, other bytes and sha256).
     """
     out = tmp_path_factory.mktemp("zoo_tarballs")
     paths = testing.build_tarballs(str(out))

@@ -114,6 +114,29 @@ def test_parity_failure_is_refused(zoo_home, tmp_path, tarballs, monkeypatch):
     assert os.listdir(zoo_home / "zoo" / "models") == []  # no partial folder left
 
 
+def test_a_checkpoint_of_other_weights_is_refused(zoo_home, tmp_path, tarballs, monkeypatch):
+    """The same architecture with every weight under 1 % noise: its labels may still agree
+    (smooth probes, one class), the probabilities do not; the genuine tarball passes with
+    several classes on the probes."""
+    for kind in ("perturbed", "good"):
+        entry = _entry(tarballs[kind], name=f"tiny_{kind}")
+        monkeypatch.setenv("DEEPLAB_ZOO_URL", str(_mirror(tmp_path, entry, tarballs[kind])))
+        if kind == "good":
+            folder = cache.ensure(entry, log=lambda _: None)
+            with open(os.path.join(folder, cache.VERIFICATION_FILE)) as f:
+                record = json.load(f)
+            assert record["max_probability_difference"] < 1e-4
+            assert record["classes_in_probes"] >= 3
+            return
+        with pytest.raises(ZooError) as error:
+            cache.ensure(entry, log=lambda _: None)
+        message = str(error.value)
+        assert "not the one the graph was made from" in message
+        difference = float(message.split("max probability difference ")[1].split(",")[0])
+        assert difference > 1e-3
+        assert not cache.is_cached(entry)
+
+
 def _closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -19,7 +19,7 @@ from deeplab.flags import define_model_flags, model_flag_values
 from deeplab.zoo import cache, testing
 from deeplab.zoo.flags import apply_model_flags, define_model_zoo_flag, resolve_checkpoint_flag
 from deeplab.zoo.registry import get_entry
-from deeplab.zoo.verify import FrozenGraphRunner, probe_images
+from deeplab.zoo.verify import FrozenGraphRunner, class_seeking_probes
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -70,7 +70,8 @@ def test_predict_model_zoo_gives_the_frozen_graph_labels(zoo_home, tmp_path, tar
     registry = testing.write_registry(str(tmp_path / "zoo.json"), [entry])
     os.makedirs(os.path.dirname(cache.tarball_path(entry)))
     shutil.copy(tarballs["good"], cache.tarball_path(entry))  # placed by hand: no network
-    image = probe_images(*testing.CROP, count=1, seed=0)[0]
+    model, options = testing.tarball_model()
+    image = class_seeking_probes(model, options, *testing.CROP, count=1)[0]  # several classes
     Image.fromarray(image).save(tmp_path / "photo.png")
     env = {**os.environ, "DEEPLAB_HOME": str(zoo_home), "DEEPLAB_ZOO_REGISTRY": registry,
            "DEEPLAB_ZOO_URL": "http://127.0.0.1:9/unreachable"}

@@ -36,7 +36,8 @@ def zoo_entry(name: str = "tiny_synthetic", size: int | None = None, **changes) 
     return ZooEntry(**values)
 
 
-def _model(seed: int):
+def tarball_model(seed: int = 1):
+    """(Keras model, ModelOptions) of the network in `build_tarballs`' good tarball."""
     from deeplab.export.testing import small_model
     from deeplab.model.options import ModelOptions
 
@@ -45,35 +46,52 @@ def _model(seed: int):
 
 
 def build_tarballs(out_dir: str, top: str = "deeplab_tiny") -> dict[str, str]:
-    """Writes two tarballs of one tiny network (one model build, two graph freezes):
+    """Writes three tarballs of one tiny network (one model build, three graph freezes):
 
     good.tar.gz: its checkpoint and its frozen graph (they agree);
     other_graph.tar.gz: the same checkpoint with the frozen graph of other weights (the
-    logits' class channels rolled by one, so labels disagree almost everywhere).
-    Returns {"good": path, "other_graph": path}.
+    logits' class channels rolled by one, so labels disagree almost everywhere);
+    perturbed.tar.gz: the frozen graph of the good weights with a checkpoint of the same
+    architecture whose every weight carries 1 % relative noise (a trained-like neighbour).
+    Returns {kind: path}.
     """
     import numpy as np
 
     from deeplab.checkpoints.io import model_checkpoint, variable_map
+
+    model, options = tarball_model()
+    original = {name: v.numpy() for name, v in variable_map(model).items()}
+    rng = np.random.default_rng(5)
+    paths = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for kind in ("good", "other_graph", "perturbed"):
+            folder = os.path.join(tmp, kind, top)
+            os.makedirs(folder)
+            for name, variable in variable_map(model).items():
+                variable.assign(original[name])
+            if kind == "perturbed":
+                _write_frozen_graph(model, options, folder)
+                for name, variable in variable_map(model).items():
+                    noise = rng.normal(0.0, 0.01, original[name].shape)
+                    variable.assign((original[name] * (1.0 + noise)).astype(np.float32))
+                model_checkpoint(model).write(os.path.join(folder, "model.ckpt"))
+            else:
+                model_checkpoint(model).write(os.path.join(folder, "model.ckpt"))
+                if kind == "other_graph":
+                    for name in ("logits/semantic/weights", "logits/semantic/biases"):
+                        variable = variable_map(model)[name]
+                        variable.assign(np.roll(variable.numpy(), 1, axis=-1))
+                _write_frozen_graph(model, options, folder)
+            paths[kind] = write_tarball(folder, os.path.join(out_dir, f"{kind}.tar.gz"))
+    return paths
+
+
+def _write_frozen_graph(model, options, folder: str) -> None:
     from deeplab.export import frozen
     from deeplab.export.graph import ExportModule, ExportOptions
 
-    model, options = _model(1)
-    paths = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        for kind in ("good", "other_graph"):
-            folder = os.path.join(tmp, kind, top)
-            os.makedirs(folder)
-            model_checkpoint(model).write(os.path.join(folder, "model.ckpt"))
-            if kind == "other_graph":
-                for name in ("logits/semantic/weights", "logits/semantic/biases"):
-                    variable = variable_map(model)[name]
-                    variable.assign(np.roll(variable.numpy(), 1, axis=-1))
-            module = ExportModule(model, options, ExportOptions(crop_size=CROP))
-            frozen.write_frozen_graph(frozen.freeze(module),
-                                      os.path.join(folder, frozen.FILE_NAME))
-            paths[kind] = write_tarball(folder, os.path.join(out_dir, f"{kind}.tar.gz"))
-    return paths
+    module = ExportModule(model, options, ExportOptions(crop_size=CROP))
+    frozen.write_frozen_graph(frozen.freeze(module), os.path.join(folder, frozen.FILE_NAME))
 
 
 def tarball_from_checkpoint(prefix: str, options, path: str, top: str = "deeplab_ref") -> str:
