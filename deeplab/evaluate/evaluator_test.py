@@ -30,8 +30,11 @@ def calibrated_model(options: ModelOptions, seed: int = 0) -> keras.Model:
     Freshly initialised, its logits vanish and every pixel ties at class 0, so comparisons of
     labels would prove nothing; calibrated on real images, its labels vary.
     """
+    from deeplab.export.testing import redraw_logits
+
     keras.utils.set_random_seed(seed)
     model = build_model(options)
+    redraw_logits(model, seed)
     images = np.stack([generate_example(i, "val", SIZE)[0] for i in range(3)])
     norms = [layer for layer in model._flatten_layers()
              if isinstance(layer, keras.layers.BatchNormalization)]

@@ -49,11 +49,24 @@ def calibrate_batch_norm(model: keras.Model, height: int = 65, width: int = 65,
 
 
 def small_model(options: ModelOptions = SMALL_OPTIONS, seed: int = 1) -> keras.Model:
-    """MobileNetV2 x0.5 DeepLab with 5 classes and calibrated batch norm."""
+    """MobileNetV2 x0.5 DeepLab with 5 classes, Glorot logits and calibrated batch norm."""
     keras.utils.set_random_seed(seed)
     model = build_model(options)
+    redraw_logits(model, seed)
     calibrate_batch_norm(model)
     return model
+
+
+def redraw_logits(model: keras.Model, seed: int = 0) -> None:
+    """Draws the logits kernel Glorot-uniform instead of the original's truncated normal
+    of stddev 0.01 for fresh layers: a random test network then has logits of a trained
+    one's size, and its labels survive quantisation noise as a trained network's do
+    (with 0.01 the class probabilities are nearly uniform and ties flip)."""
+    layer = next((lay for lay in model._flatten_layers() if lay.name == "logits.semantic"),
+                 None)
+    if layer is not None:
+        draw = keras.initializers.GlorotUniform(seed=seed)
+        layer.kernel.assign(draw(layer.kernel.shape, dtype="float32"))
 
 
 def tiny_model(num_classes: int = TINY_OPTIONS.num_classes, seed: int = 0) -> keras.Model:
