@@ -33,7 +33,7 @@ FOOTER_BYTES = 4  # uint32 masked CRC of the data
 SKIP_FLAG = "--skip_damaged_records"
 FIX = f"re-convert the split or pass {SKIP_FLAG}"
 CRC_MISMATCH = "CRC mismatch"
-_OP_SUFFIX = re.compile(r" \[Op:.*$")
+_TF_NOISE = re.compile(r"\{\{function_node [^}]*\}\}\s*| \[Op:.*$|\.$")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,7 +162,7 @@ def decode_problem(serialized: bytes) -> str | None:
             shapes.append(tuple(decode(values[0]).shape[:2]))
         except tf.errors.OpError as exc:
             detail = (exc.message or type(exc).__name__).strip().splitlines()[0]
-            return f"the {what} does not decode: {_OP_SUFFIX.sub('', detail)}"
+            return f"the {what} does not decode: {_TF_NOISE.sub('', detail)}"
     if shapes[0] != shapes[1]:
         return (f"the label is {shapes[1][0]}x{shapes[1][1]} but the image "
                 f"{shapes[0][0]}x{shapes[0][1]} (HxW)")
