@@ -90,7 +90,8 @@ def shard_results(dataset_dir: str, split: str,
     from deeplab.data import pipeline, record_scan, schema
 
     results, problems = [], []
-    for path in pipeline.list_shards(dataset_dir, split):
+    files = pipeline.list_shards(dataset_dir, split)
+    for path in record_scan.each_with_progress(files, "doctor (shards)"):
         scan = record_scan.check_decoding(record_scan.scan_shard(path))
         problems += [damaged_problem(record) for record in scan.damaged]
         for index, record in record_scan.read_records(path, scan.good):

@@ -226,9 +226,21 @@ def _file_key(files: Sequence[str]) -> tuple:
     return tuple((p, os.stat(p).st_size, os.stat(p).st_mtime_ns) for p in files)
 
 
+def each_with_progress(files: Sequence[str], desc: str) -> Iterator[str]:
+    """The files, with a progress bar of shards done on stderr."""
+    from deeplab.utils.progress import Progress
+
+    with Progress(len(files), desc) as bar:
+        for path in files:
+            yield path
+            bar.update()
+
+
 @functools.lru_cache(maxsize=8)
 def _scan_split_cached(key: tuple) -> SplitDamage:
-    shards = tuple(check_decoding(scan_shard(path)) for path, _, _ in key)
+    files = [path for path, _, _ in key]
+    shards = tuple(check_decoding(scan_shard(path))
+                   for path in each_with_progress(files, "checking records (shards)"))
     damage = SplitDamage(shards)
     for record in damage.damaged:
         logging.warning("skipping %s", record.message().rsplit("; ", 1)[0])
@@ -264,8 +276,9 @@ def locate_damage(files: Sequence[str], exc: BaseException | None = None) \
         offset = _offset_in(exc) if exc is not None else None
         named = [r for r in damaged if offset in (r.offset, r.offset + HEADER_BYTES)]
         return (named or damaged)[0]
-    for scan in scans:
-        checked = check_decoding(scan)
+    by_path = {scan.path: scan for scan in scans}
+    for path in each_with_progress(local, "finding the record that failed (shards)"):
+        checked = check_decoding(by_path[path])
         if checked.damaged:
             return checked.damaged[0]
     return None
