@@ -153,3 +153,15 @@ def test_damaged_length_field_loses_the_rest_of_the_shard(healthy, tmp_path):
     assert scan.good == [(0, 0)] and scan.damaged == [DamagedRecord(
         path, 1, offsets[1], f"CRC mismatch of the length field; the remaining "
         f"{size - offsets[1]} bytes of the shard cannot be read")]
+
+
+def test_a_shard_cut_inside_a_header_is_named_though_tf_reads_it_as_ended(healthy, tmp_path):
+    folder = _copy(healthy, tmp_path)
+    path = pipeline.list_shards(folder, "val")[1]
+    offsets = _offsets(path)
+    with open(path, "r+b") as f:
+        f.truncate(offsets[-1] + 5)
+    assert sum(1 for _ in tf.data.TFRecordDataset(path)) == len(offsets) - 1  # no error
+    assert record_scan.scan_shard(path).damaged == [DamagedRecord(
+        path, len(offsets) - 1, offsets[-1], "the shard is truncated: 5 of the 12 header "
+        "bytes remain")]
