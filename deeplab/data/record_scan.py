@@ -226,13 +226,13 @@ def _file_key(files: Sequence[str]) -> tuple:
     return tuple((p, os.stat(p).st_size, os.stat(p).st_mtime_ns) for p in files)
 
 
-def each_with_progress(files: Sequence[str], desc: str) -> Iterator[str]:
-    """The files, with a progress bar of shards done on stderr."""
+def each_with_progress(items: Sequence, desc: str) -> Iterator:
+    """The items (shards), with a progress bar of those done on stderr."""
     from deeplab.utils.progress import Progress
 
-    with Progress(len(files), desc) as bar:
-        for path in files:
-            yield path
+    with Progress(len(items), desc) as bar:
+        for item in items:
+            yield item
             bar.update()
 
 
@@ -266,19 +266,23 @@ def locate_damage(files: Sequence[str], exc: BaseException | None = None) \
         -> DamagedRecord | None:
     """The damaged record behind a tf.data error `exc`, or None when every record is fine.
 
-    CRC and framing first (fast); the record whose offset TF's message names wins. Then the
-    decoding of each shard in order, stopping at the first shard with an undecodable record.
+    After a DataLossError (or with no error given) framing and CRC come first (fast), and
+    the record whose offset TF's message names wins; then the decoding of each shard in
+    order, stopping at the first shard with an undecodable record. After another error
+    (a decode failure is InvalidArgumentError) the decoding is checked first.
     """
+    import tensorflow as tf
+
     local = [p for p in files if "://" not in p]
     scans = [scan_shard(path) for path in local]
-    damaged = [r for s in scans for r in s.damaged]
-    if damaged:
+    framing = [r for s in scans for r in s.damaged]
+    if framing and (exc is None or isinstance(exc, tf.errors.DataLossError)):
         offset = _offset_in(exc) if exc is not None else None
-        named = [r for r in damaged if offset in (r.offset, r.offset + HEADER_BYTES)]
-        return (named or damaged)[0]
-    by_path = {scan.path: scan for scan in scans}
-    for path in each_with_progress(local, "finding the record that failed (shards)"):
-        checked = check_decoding(by_path[path])
-        if checked.damaged:
-            return checked.damaged[0]
-    return None
+        named = [r for r in framing if offset in (r.offset, r.offset + HEADER_BYTES)]
+        return (named or framing)[0]
+    for scan in each_with_progress(scans, "finding the record that failed (shards)"):
+        checked = check_decoding(scan)
+        undecodable = [r for r in checked.damaged if r not in scan.damaged]
+        if undecodable:
+            return undecodable[0]
+    return framing[0] if framing else None

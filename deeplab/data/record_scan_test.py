@@ -123,10 +123,14 @@ def test_each_kind_stops_the_pipeline_and_is_located_exactly(healthy, tmp_path, 
 def test_the_record_tf_names_is_the_one_reported(healthy, tmp_path):
     folder = _copy(healthy, tmp_path)
     files = pipeline.list_shards(folder, "val")
+    undecodable = put_non_image(files[1], 0)
     first, second = flip_byte(files[0], 0), flip_byte(files[1], 2)
     error = tf.errors.DataLossError(None, None, f"corrupted record at {second.offset + 12}")
     assert record_scan.locate_damage(files, error) == second
     assert record_scan.locate_damage(files) == first
+    # A decode failure (InvalidArgumentError) names the undecodable record, not a CRC one.
+    error = tf.errors.InvalidArgumentError(None, None, "Unknown image file format")
+    assert record_scan.locate_damage(files, error) == undecodable
 
 
 def test_skip_mode_reads_only_intact_records_and_names_each_once(healthy, tmp_path, caplog):
