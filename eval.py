@@ -25,6 +25,7 @@ from deeplab.evaluate import continuous, evaluator
 from deeplab.evaluate.summaries import EvalOutputs, miou_tag
 from deeplab.flags import (
     define_checkpoint_source_flags,
+    define_damaged_records_flag,
     define_inference_flags,
     define_model_flags,
     define_resize_flags,
@@ -50,6 +51,7 @@ flags.DEFINE_integer("max_number_of_evaluations", 0,
                      "Stop after this many evaluations; 0 evaluates new checkpoints until "
                      "training has finished (TRAINING_DONE in checkpoint_dir).")
 define_resize_flags(FLAGS)
+define_damaged_records_flag(FLAGS)
 # Beside the original's.
 flags.DEFINE_string("model", None,
                     "An exported model (deeplab.export) to evaluate instead of a checkpoint.")
@@ -96,7 +98,8 @@ def _input_options(descriptor, model_variant):
         raise flags.ValidationError("--eval_batch_size must be 1 when --eval_crop_size is empty "
                                     "(whole images differ in size)")
     return evaluator.eval_input_options(
-        descriptor, crop, model_variant, **resize_flag_values(FLAGS))
+        descriptor, crop, model_variant, **resize_flag_values(FLAGS),
+        skip_damaged_records=FLAGS.skip_damaged_records)
 
 
 def _info(descriptor, inference, **extra) -> dict:

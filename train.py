@@ -40,7 +40,8 @@ def data_options(model_options):
         min_scale_factor=FLAGS.min_scale_factor, max_scale_factor=FLAGS.max_scale_factor,
         scale_factor_step_size=FLAGS.scale_factor_step_size,
         **resize_flag_values(FLAGS), ignore_label=descriptor.ignore_label,
-        mean_pixel=mean_pixel(model_options["model_variant"]))
+        mean_pixel=mean_pixel(model_options["model_variant"]),
+        skip_damaged_records=FLAGS.skip_damaged_records)
     return DataOptions(descriptor.name, dataset_dir, FLAGS.train_split, descriptor.num_classes,
                        descriptor.ignore_label, input_options), descriptor
 
@@ -82,6 +83,9 @@ def main(argv):
     print(f"final step {result.step} loss {result.loss:.4f} "
           f"{result.images_per_second:.2f} images/s {result.seconds_per_step:.3f} s/step "
           f"checkpoint {result.checkpoint}")
+    if FLAGS.skip_damaged_records:
+        print(f"skipped {result.skipped_records} damaged record(s) of {data.train_split} "
+              "(each named in a warning above)")
 
 
 if __name__ == "__main__":

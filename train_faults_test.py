@@ -310,6 +310,76 @@ def test_dataset_json_is_the_truth_with_a_warning_naming_both(data_dir, caplog):
     assert not caplog.text
 
 
+@pytest.fixture(scope="module")
+def damaged_data(tmp_path_factory):
+    """A synthetic dataset whose train and val shards each hold three damaged records (a
+    flipped byte, a non-image, a cut shard). Train: 2 x 264 records damaged past record 256,
+    so the first shuffle buffer (512) fills and training runs some steps before reaching
+    them. Returns (folder, {split: [DamagedRecord]})."""
+    from datasets.synthetic import write_synthetic_dataset
+    from deeplab.data.pipeline import InputOptions
+    from deeplab.data.record_scan_test import write_damaged_split
+
+    folder = str(tmp_path_factory.mktemp("damaged"))
+    write_synthetic_dataset(folder, num_train=16, num_val=6, image_size=(33, 33))
+    late = InputOptions().shuffle_buffer_size // 2 + 2
+    return folder, {"train": write_damaged_split(folder, "train", late + 6, late),
+                    "val": write_damaged_split(folder, "val", 4, 1)}
+
+
+def _error_line(proc, timeout=600):
+    """(exit status, the last stderr line, stderr); asserts one `error:` line, no traceback."""
+    _, err = proc.communicate(timeout=timeout)
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert "Traceback" not in err and len(errors) == 1, err[-3000:]
+    assert err.strip().splitlines()[-1] == errors[0], err[-3000:]
+    return proc.returncode, errors[0], err
+
+
+def _skipped_in_events(logdir) -> list[float]:
+    import tensorflow as tf
+
+    values = []
+    for path in logdir.glob("events.out.tfevents.*"):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            values += [float(tf.make_ndarray(v.tensor)) for v in event.summary.value
+                       if v.tag == "data/damaged_records_skipped"]
+    return values
+
+
+@pytest.mark.slow
+def test_damaged_records_stop_train_eval_vis_in_one_line_and_skipping_resumes(
+        damaged_data, tiny_run, tmp_path):  # noqa: F811
+    folder, damaged = damaged_data
+    logdir = tmp_path / "run"
+    once = ["--save_interval_steps=1000", "--save_interval_secs=100000"]
+    source = [f"--checkpoint_dir={tiny_run['train']}", f"--dataset_dir={folder}"]
+    train = _popen([*_train_cmd(logdir, folder, 100), *once])
+    evaluation = start("eval.py", *source, f"--eval_logdir={tmp_path / 'e'}",
+                       "--max_number_of_evaluations=1")
+    vis = start("vis.py", *source, f"--vis_logdir={tmp_path / 'v'}",
+                "--max_number_of_iterations=1")
+    first_val = f"error: {damaged['val'][0].message()}"  # eval and vis read in file order
+    for proc in (evaluation, vis):
+        assert _error_line(proc)[:2] == (2, first_val)
+    code, line, err = _error_line(train)
+    assert code == 2 and line in [f"error: {r.message()}" for r in damaged["train"]], err
+    saved = _saved_steps(logdir)
+    assert len(saved) == 1 and saved[0] >= 1, saved  # the step reached, saved on the error
+    assert f"damaged input: saved step {saved[0]} in {logdir}/model.ckpt-{saved[0]}" in err
+    # The same command with --skip_damaged_records resumes there and trains to the end.
+    end = saved[0] + 2
+    done = subprocess.run([*_train_cmd(logdir, folder, end), *once, "--skip_damaged_records"],
+                          cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"resumed from {logdir}/model.ckpt-{saved[0]} at step {saved[0]}" in done.stderr
+    assert f"final step {end} " in done.stdout
+    assert "skipped 3 damaged record(s) of train" in done.stdout
+    for record in damaged["train"]:  # each named once
+        assert done.stderr.count(record.message().rsplit("; ", 1)[0]) == 1, done.stderr
+    assert set(_skipped_in_events(logdir)) == {3.0}
+
+
 if __name__ == "__main__":
     assert sys.argv[1] == "kill-in-save" and sys.argv[4] == "--"
     child_kill_in_save(sys.argv[2], sys.argv[3], *sys.argv[5:])

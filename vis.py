@@ -22,6 +22,7 @@ from deeplab import entry
 from deeplab.evaluate import continuous, evaluator
 from deeplab.flags import (
     define_checkpoint_source_flags,
+    define_damaged_records_flag,
     define_inference_flags,
     define_model_flags,
     define_resize_flags,
@@ -52,6 +53,7 @@ flags.DEFINE_integer("max_number_of_iterations", 0,
                      "Passes over new checkpoints; 0 continues until training has finished "
                      "(TRAINING_DONE in checkpoint_dir).")
 define_resize_flags(FLAGS)
+define_damaged_records_flag(FLAGS)
 define_model_flags(FLAGS)
 zoo_flags.define_model_zoo_flag(FLAGS)
 define_checkpoint_source_flags(FLAGS)
@@ -81,14 +83,21 @@ def _visualizer(descriptor) -> Visualizer:
                       raw_ids, descriptor.ignore_label)
 
 
+def _skipped_records(descriptor) -> int:
+    options = evaluator.eval_input_options(descriptor, skip_damaged_records=True)
+    return evaluator.skipped_records(FLAGS.dataset_dir, FLAGS.vis_split, options)
+
+
 def _visualize(predictor, descriptor, visualizer: Visualizer) -> int:
     """One pass over the split; returns the number of images."""
     input_options = evaluator.eval_input_options(
         descriptor, pair_flag(FLAGS, "vis_crop_size"), predictor.options.model_variant,
-        **resize_flag_values(FLAGS))
+        **resize_flag_values(FLAGS),
+        skip_damaged_records=FLAGS.skip_damaged_records)
     visualizer.reset()
     count = 0
-    with Progress(evaluator.split_size(FLAGS.dataset_dir, FLAGS.vis_split, descriptor),
+    with Progress(evaluator.split_size(FLAGS.dataset_dir, FLAGS.vis_split, descriptor,
+                                       input_options),
                   f"vis {FLAGS.vis_split}") as bar:
         for item in evaluator.predict_split(predictor, FLAGS.dataset_dir, FLAGS.vis_split,
                                             input_options, FLAGS.vis_batch_size,
@@ -112,9 +121,13 @@ def main(argv):
             FLAGS.eval_timeout_secs):
         logging.info("visualising with %s", prefix)
         count = _visualize(predictors.load(prefix), descriptor, visualizer)
+        skipped = ""
+        if FLAGS.skip_damaged_records:
+            skipped = (f"; skipped {_skipped_records(descriptor)} damaged record(s) (each "
+                       "named in a warning above)")
         print(f"{prefix}: wrote pictures of {count} image(s) to {visualizer.save_dir}"
-              + (f" and raw predictions to {visualizer.raw_dir}" if visualizer.raw_dir else ""),
-              flush=True)
+              + (f" and raw predictions to {visualizer.raw_dir}" if visualizer.raw_dir else "")
+              + skipped, flush=True)
 
 
 if __name__ == "__main__":

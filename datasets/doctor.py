@@ -16,6 +16,10 @@ beside their labels overlaid) in --output_dir. Exit status 2 when a pair would b
 training: each faulty file is named with its problem and the converter flag (or action)
 that fixes it. --label_colormap and --binary_masks read the labels as the converter will
 with those flags, so the doctor confirms a fix before converting.
+
+Over shards (--dataset_dir) every record of every shard is read first: a damaged one (CRC
+mismatch, a cut shard, an image or label that does not decode) is named on stderr with the
+line train.py would stop with (`error: <shard>: record N at byte B is damaged (...)`).
 """
 
 from __future__ import annotations
@@ -76,15 +80,21 @@ def _examine(items: Sequence, options: DoctorOptions) -> list[PairResult]:
         return list(executor.map(check, enumerate(items)))
 
 
-def shard_results(dataset_dir: str, split: str, options: DoctorOptions) -> list[PairResult]:
-    """Checks every record of `dataset_dir/<split>-*`."""
+def shard_results(dataset_dir: str, split: str,
+                  options: DoctorOptions) -> tuple[list[PairResult], list[Problem]]:
+    """Checks every record of `dataset_dir/<split>-*`: framing, CRC and decoding first
+    (`record_scan`; a damaged record is a Problem named as train.py names it), then labels
+    and sizes of the intact records. Returns (results of intact records, problems)."""
     import tensorflow as tf
 
-    from deeplab.data import pipeline, schema
+    from deeplab.data import pipeline, record_scan, schema
 
-    results = []
-    for path in pipeline.list_shards(dataset_dir, split):
-        for index, record in enumerate(tf.data.TFRecordDataset(path).as_numpy_iterator()):
+    results, problems = [], []
+    files = pipeline.list_shards(dataset_dir, split)
+    for path in record_scan.each_with_progress(files, "doctor (shards)"):
+        scan = record_scan.check_decoding(record_scan.scan_shard(path))
+        problems += [damaged_problem(record) for record in scan.damaged]
+        for index, record in record_scan.read_records(path, scan.good):
             example = tf.train.Example.FromString(record).features.feature
             name = example[schema.IMAGE_FILENAME].bytes_list.value[0].decode() or \
                 f"{os.path.basename(path)}#{index}"
@@ -92,7 +102,15 @@ def shard_results(dataset_dir: str, split: str, options: DoctorOptions) -> list[
                 name, example[schema.IMAGE_ENCODED].bytes_list.value[0],
                 example[schema.LABEL_ENCODED].bytes_list.value[0], options.num_classes,
                 options.ignore_label, keep_arrays=len(results) < options.num_samples))
-    return results
+    return results, problems
+
+
+def damaged_problem(record) -> Problem:
+    """A `record_scan.DamagedRecord` as a Problem; `file: problem; fix` is its message."""
+    from deeplab.data import record_scan
+
+    return Problem(record.shard, f"record {record.index} at byte {record.offset} is damaged "
+                   f"({record.problem})", record_scan.FIX)
 
 
 def _duplicates(results: Sequence[PairResult]) -> list[str]:
@@ -211,7 +229,7 @@ def diagnose(options: DoctorOptions, output_dir: str, image_dir: str | None = No
     palette = colormap_for(options)
     if dataset_dir:
         source = os.path.join(dataset_dir, f"{split}-*")
-        results, problems = shard_results(dataset_dir, split, options), []
+        results, problems = shard_results(dataset_dir, split, options)
     elif data_lst:
         source = data_lst
         items = build_data_from_list.read_list(data_root, data_lst, allow_outside_data_root)
@@ -265,12 +283,18 @@ def main(argv):
     del argv
     from absl import flags
 
+    from deeplab.data import record_scan
+
     f = flags.FLAGS
 
     def body():
         report = diagnose(_options_from_flags(f), f.output_dir, **_source_flags(f))
         print(format_summary(report))
         print(f"report: {os.path.join(f.output_dir, REPORT_FILE)} (pictures beside it)")
+        for problem in report["problems"]:
+            if problem["fix"] == record_scan.FIX:  # damaged records: named as train.py does
+                sys.stderr.write(f"error: {problem['file']}: {problem['problem']}; "
+                                 f"{problem['fix']}\n")
         if report["problems"]:
             sys.stderr.write(f"error: {len(report['problems'])} file(s) would break training; "
                              "each is listed above with its fix\n")

@@ -133,3 +133,23 @@ def test_duplicates_are_warned(tmp_path):
     assert report["warnings"] == [f"identical images: {tmp_path}/images/p0.png, "
                                   f"{tmp_path}/images/p9.png"]
     assert report["problems"] == []
+
+
+def test_damaged_records_are_each_named_in_one_line(tmp_path):
+    from datasets.synthetic import write_synthetic_dataset
+    from deeplab.data.record_scan_test import write_damaged_split
+
+    write_synthetic_dataset(str(tmp_path / "d"), num_train=1, num_val=6, image_size=(24, 24))
+    damaged = write_damaged_split(str(tmp_path / "d"), "val", per_shard=5, late=2)
+    run = subprocess.run([sys.executable, "-m", "datasets.doctor", f"--dataset_dir={tmp_path}/d",
+                          "--split=val", f"--output_dir={tmp_path}/out"], capture_output=True,
+                         text=True, cwd=ROOT, timeout=300)
+    assert run.returncode == 2 and "Traceback" not in run.stderr, run.stderr[-3000:]
+    errors = [line for line in run.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [f"error: {r.message()}" for r in damaged] + [
+        "error: 3 file(s) would break training; each is listed above with its fix"]
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["pairs"] == 10 and report["usable_pairs"] == 7
+    assert [(p["file"], p["problem"]) for p in report["problems"]] == [
+        (r.shard, f"record {r.index} at byte {r.offset} is damaged ({r.problem})")
+        for r in damaged]

@@ -213,6 +213,15 @@ def define_resize_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
                          flag_values=fv)
 
 
+def define_damaged_records_flag(fv: flags.FlagValues = flags.FLAGS) -> None:
+    """--skip_damaged_records (train.py, eval.py, vis.py): InputOptions.skip_damaged_records."""
+    flags.DEFINE_boolean("skip_damaged_records", False,
+                         "Scan the split's records first and leave out damaged ones (CRC "
+                         "mismatch, cut shard, undecodable image or label), each named once "
+                         "and counted; without it a damaged record stops the run, named.",
+                         flag_values=fv)
+
+
 def resize_flag_values(fv: flags.FlagValues) -> dict:
     """InputOptions fields of the resize flags."""
     return {name: fv[name].value for name in (

@@ -13,7 +13,7 @@ import random
 
 import tensorflow as tf
 
-from deeplab.data import augment, schema, shards
+from deeplab.data import augment, record_scan, schema, shards
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,6 +34,10 @@ class InputOptions:
         resnet_v1 (mean subtraction): either way the padding preprocesses to zero.
       flip: random left-right flip in training (probability 0.5).
       shuffle_buffer_size: examples in the training shuffle buffer.
+      skip_damaged_records: scan every record first (`record_scan.scan_split`: framing,
+        CRC, decoding) and read only the intact ones; each damaged one is named once in a
+        warning. False: a damaged record stops reading with tf.errors.DataLossError or
+        InvalidArgumentError (`record_scan.locate_damage` names it).
     """
 
     crop_size: tuple[int, int] | None = (513, 513)
@@ -48,6 +52,7 @@ class InputOptions:
     mean_pixel: tuple[float, float, float] = (127.5, 127.5, 127.5)
     flip: bool = True
     shuffle_buffer_size: int = 512
+    skip_damaged_records: bool = False
 
     def __post_init__(self):
         if self.crop_size is not None:
@@ -105,12 +110,34 @@ def _shard_for_workers(files, input_context):
     return ds, True
 
 
-def _read_records(files, training, seed, input_context, num_parallel_calls):
+def damage_of(files, options: InputOptions) -> record_scan.SplitDamage | None:
+    """The split's scan when options.skip_damaged_records, else None (cached per files)."""
+    return record_scan.scan_split(files) if options.skip_damaged_records else None
+
+
+def _intact_reader(damage: record_scan.SplitDamage):
+    """shard path (string tensor) -> dataset of its intact records (serialized)."""
+    def records(path):
+        path = path.decode()
+        for _, record in record_scan.read_records(path, damage.good_records(path)):
+            yield record
+
+    def read(path):
+        return tf.data.Dataset.from_generator(
+            records, args=(path,), output_signature=tf.TensorSpec((), tf.string))
+
+    return read
+
+
+def _read_records(files, training, seed, input_context, num_parallel_calls, damage=None):
     ds, shard_records = _shard_for_workers(files, input_context)
     if training:
         ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+    reader = tf.data.TFRecordDataset
+    if damage is not None and damage.damaged:
+        reader = _intact_reader(damage)
     ds = ds.interleave(
-        tf.data.TFRecordDataset,
+        reader,
         cycle_length=min(len(files), 4) if training else 1,
         num_parallel_calls=num_parallel_calls,
         deterministic=True,
@@ -169,7 +196,8 @@ def make_dataset(
     if seed is None:
         seed = random.SystemRandom().randrange(2**31)
     pipeline_id = input_context.input_pipeline_id if input_context is not None else 0
-    ds = _read_records(files, training, seed, input_context, num_parallel_calls)
+    ds = _read_records(files, training, seed, input_context, num_parallel_calls,
+                       damage_of(files, options))
     if training:
         ds = ds.shuffle(options.shuffle_buffer_size, seed=seed, reshuffle_each_iteration=True)
     epochs = (-1 if training else 1) if repeat is None else repeat

@@ -30,7 +30,7 @@ import numpy as np
 import tensorflow as tf
 
 from deeplab.checkpoints.io import CheckpointError, checkpoint_num_classes, restore_model
-from deeplab.data import pipeline, schema
+from deeplab.data import pipeline, record_scan, schema
 from deeplab.data.descriptors import DatasetDescriptor
 from deeplab.evaluate.metrics import ConfusionMatrix, EvalResult
 from deeplab.model.backbones import mean_pixel
@@ -74,7 +74,8 @@ def eval_input_options(descriptor: DatasetDescriptor, crop_size=None,
       descriptor: the dataset's descriptor (gives the ignore label used for label padding).
       crop_size: (height, width) every image is padded to, or None/() to run images whole.
       model_variant: picks the padding pixel (see `backbones.mean_pixel`).
-      **resize: min_resize_value, max_resize_value, resize_factor, keep_aspect_ratio.
+      **resize: min_resize_value, max_resize_value, resize_factor, keep_aspect_ratio (and
+        skip_damaged_records: any other InputOptions field).
     """
     return pipeline.InputOptions(
         crop_size=tuple(crop_size) if crop_size else None,
@@ -98,8 +99,13 @@ class Prediction:
     prediction: np.ndarray
 
 
-def split_size(dataset_dir: str, split: str, descriptor: DatasetDescriptor | None) -> int | None:
-    """Number of examples of the split: records present, else the descriptor's (or None)."""
+def split_size(dataset_dir: str, split: str, descriptor: DatasetDescriptor | None,
+               input_options: pipeline.InputOptions | None = None) -> int | None:
+    """Number of examples of the split: records present, else the descriptor's (or None);
+    with input_options.skip_damaged_records the intact records only."""
+    if input_options is not None and input_options.skip_damaged_records:
+        damage = pipeline.damage_of(pipeline.list_shards(dataset_dir, split), input_options)
+        return damage.records - len(damage.damaged)
     return pipeline.split_size(dataset_dir, split, descriptor)
 
 
@@ -116,8 +122,9 @@ def _data_error(exc: tf.errors.OpError, where: str) -> ValueError:
     return ValueError(f"{where}: {message.strip()}")
 
 
-def _batches(dataset: tf.data.Dataset, where: str) -> Iterator[dict]:
-    """The dataset's batches as numpy dicts; pipeline errors become ValueError naming `where`."""
+def _batches(dataset: tf.data.Dataset, where: str, files=()) -> Iterator[dict]:
+    """The dataset's batches as numpy dicts; pipeline errors become ValueError naming `where`,
+    or `record_scan.DamagedRecordError` naming the damaged record of `files` behind them."""
     iterator = iter(dataset)
     while True:
         try:
@@ -125,8 +132,18 @@ def _batches(dataset: tf.data.Dataset, where: str) -> Iterator[dict]:
         except StopIteration:
             return
         except tf.errors.OpError as exc:
+            if isinstance(exc, (tf.errors.DataLossError, tf.errors.InvalidArgumentError)):
+                record = record_scan.locate_damage(files, exc)
+                if record is not None:
+                    raise record_scan.DamagedRecordError(record) from None
             raise _data_error(exc, where) from None
         yield {k: v.numpy() for k, v in batch.items()}
+
+
+def skipped_records(dataset_dir: str, split: str, input_options: pipeline.InputOptions) -> int:
+    """Damaged records the eval input leaves out (0 without skip_damaged_records)."""
+    damage = pipeline.damage_of(pipeline.list_shards(dataset_dir, split), input_options)
+    return len(damage.damaged) if damage is not None else 0
 
 
 def _labels_of(probabilities, num_classes: int | None) -> np.ndarray:
@@ -153,12 +170,13 @@ def predict_split(predictor, dataset_dir: str, split: str, input_options: pipeli
 
     Raises:
       ValueError: no shards, an unreadable record, an image larger than the crop, or a class
-        count mismatch; the message names the shards or file.
+        count mismatch; the message names the shards or file. A damaged record (without
+        input_options.skip_damaged_records) raises record_scan.DamagedRecordError.
     """
     fn = as_probabilities_fn(predictor)
     where = _split_where(dataset_dir, split)
     dataset = pipeline.make_dataset(dataset_dir, split, batch_size, input_options, training=False)
-    for batch in _batches(dataset, where):
+    for batch in _batches(dataset, where, pipeline.list_shards(dataset_dir, split)):
         predictions = _labels_of(fn(tf.constant(batch["image"])), num_classes)
         for i in range(len(predictions)):
             height, width = int(batch["height"][i]), int(batch["width"][i])
@@ -180,6 +198,7 @@ class SplitEvaluation:
     num_images: images evaluated.
     seconds: wall time of the whole pass (reading, inference, counting).
     first_batch_seconds: time until the first batch was counted (includes tracing).
+    skipped_records: damaged records left out (skip_damaged_records): not evaluated.
     """
 
     result: EvalResult
@@ -187,6 +206,7 @@ class SplitEvaluation:
     num_images: int
     seconds: float
     first_batch_seconds: float
+    skipped_records: int = 0
 
     @property
     def images_per_second(self) -> float:
@@ -195,15 +215,20 @@ class SplitEvaluation:
     def to_dict(self) -> dict:
         """JSON-ready: the EvalResult's dict plus counts, timing and the confusion matrix."""
         return {**self.result.to_dict(), "num_images": self.num_images,
+                "damaged_records_skipped": self.skipped_records,
                 "seconds": round(self.seconds, 3),
                 "images_per_second": round(self.images_per_second, 3),
                 "confusion_matrix": self.matrix.tolist()}
 
     def summary(self) -> str:
         """The metrics table followed by a line of counts and throughput."""
+        skipped = ""
+        if self.skipped_records:
+            skipped = (f"\n{self.skipped_records} damaged record(s) could not be evaluated: "
+                       f"the metrics are over the other {self.num_images} images")
         return (f"{self.result.table()}\n{self.num_images} images in {self.seconds:.1f} s "
                 f"({self.images_per_second:.2f} images/s; first batch incl. tracing "
-                f"{self.first_batch_seconds:.1f} s)")
+                f"{self.first_batch_seconds:.1f} s){skipped}")
 
 
 def run_evaluation(predictor, dataset_dir: str, split: str, descriptor: DatasetDescriptor,
@@ -223,7 +248,8 @@ def run_evaluation(predictor, dataset_dir: str, split: str, descriptor: DatasetD
       SplitEvaluation (metrics, matrix, image count, timing).
     """
     matrix = ConfusionMatrix(descriptor.num_classes, descriptor.ignore_label)
-    bar = Progress(split_size(dataset_dir, split, descriptor), f"eval {split}") \
+    skipped = skipped_records(dataset_dir, split, input_options)
+    bar = Progress(split_size(dataset_dir, split, descriptor, input_options), f"eval {split}") \
         if progress else None
     start = time.perf_counter()
     first_batch = None
@@ -245,7 +271,8 @@ def run_evaluation(predictor, dataset_dir: str, split: str, descriptor: DatasetD
         raise ValueError(f"{_split_where(dataset_dir, split)}: the split holds no examples")
     seconds = time.perf_counter() - start
     names = descriptor.class_names or None
-    return SplitEvaluation(matrix.result(names), matrix.matrix, count, seconds, first_batch)
+    return SplitEvaluation(matrix.result(names), matrix.matrix, count, seconds, first_batch,
+                           skipped)
 
 
 def evaluate_split(predictor, dataset_dir: str, split: str, descriptor: DatasetDescriptor,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 
 import keras
 import numpy as np
@@ -184,3 +185,33 @@ def test_outputs_json_plots_and_tensorboard(data, tmp_path):
                 "eval/class_iou/01_red_hstripes", "eval/per_class_iou", "eval/confusion_matrix",
                 "eval/table"):
         assert (tag, 7) in tags, tag
+
+
+def test_skipping_damaged_records_evaluates_the_rest_and_says_so(data, tmp_path):
+    import shutil
+
+    from deeplab.data import pipeline
+    from deeplab.data.record_scan_test import write_damaged_split
+
+    folder = str(tmp_path / "damaged")
+    shutil.copytree(data[0], folder)
+    damaged = write_damaged_split(folder, "val", per_shard=4, late=1)
+    descriptor = data[1]
+    classes = descriptor.num_classes
+    background = lambda images: tf.one_hot(tf.zeros(tf.shape(images)[:3], tf.int32), classes)  # noqa: E731
+    options = evaluator.eval_input_options(descriptor, skip_damaged_records=True)
+    evaluation = evaluator.run_evaluation(background, folder, "val", descriptor, options,
+                                          progress=False)
+    assert evaluation.num_images == 5 and evaluation.skipped_records == len(damaged) == 3
+    assert evaluation.to_dict()["damaged_records_skipped"] == 3
+    assert evaluation.summary().endswith("3 damaged record(s) could not be evaluated: the "
+                                         "metrics are over the other 5 images")
+    # Every labelled pixel of the 5 intact records counted as predicted background.
+    labels = [b["label"].numpy() for b in pipeline.make_dataset(folder, "val", 1, options, False)]
+    labels = np.concatenate([x.ravel() for x in labels])
+    expected = np.bincount(labels[labels != descriptor.ignore_label], minlength=classes)
+    np.testing.assert_array_equal(evaluation.matrix[:, 0], expected)
+    # Without skipping: the first damaged record in file order, in one line.
+    with pytest.raises(ValueError, match="^" + re.escape(damaged[0].message()) + "$"):
+        evaluator.run_evaluation(background, folder, "val", descriptor,
+                                 evaluator.eval_input_options(descriptor), progress=False)

@@ -7,8 +7,9 @@ Per evaluation (`EvalOutputs.write`):
 - `per_class_iou.png` and `confusion_matrix.png` (rows normalised), the latest evaluation;
 - TensorBoard at that step: the original's scalar `miou_<scales>[_flipped]` (e.g.
   `miou_1.0`), `eval/miou`, `eval/pixel_accuracy`, `eval/mean_class_accuracy`,
-  `eval/images_per_second`, `eval/class_iou/<id>_<name>`, the two plots as images
-  `eval/per_class_iou` and `eval/confusion_matrix`, and the text table `eval/table`.
+  `eval/images_per_second`, `eval/damaged_records_skipped`, `eval/class_iou/<id>_<name>`,
+  the two plots as images `eval/per_class_iou` and `eval/confusion_matrix`, and the text
+  table `eval/table`.
 """
 
 from __future__ import annotations
@@ -84,6 +85,7 @@ def write_tensorboard(writer, evaluation: SplitEvaluation, step: int,
         _scalar("eval/pixel_accuracy", result.pixel_accuracy, step)
         _scalar("eval/mean_class_accuracy", result.mean_class_accuracy, step)
         _scalar("eval/images_per_second", evaluation.images_per_second, step)
+        _scalar("eval/damaged_records_skipped", evaluation.skipped_records, step)
         for index, (name, iou) in enumerate(zip(result.class_names, result.per_class_iou,
                                                 strict=True)):
             _scalar(class_tag(index, name), float(iou), step)

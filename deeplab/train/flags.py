@@ -12,7 +12,12 @@ from __future__ import annotations
 
 from absl import flags
 
-from deeplab.flags import define_like, define_model_flags, define_resize_flags
+from deeplab.flags import (
+    define_damaged_records_flag,
+    define_like,
+    define_model_flags,
+    define_resize_flags,
+)
 from deeplab.train.losses import LOSSES
 from deeplab.train.options import (
     LEARNING_POLICIES,
@@ -166,6 +171,7 @@ def define_train_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
     _define_loss_flags(fv)
     define_model_flags(fv)
     define_resize_flags(fv)
+    define_damaged_records_flag(fv)
 
 
 def check_cluster_flags(fv: flags.FlagValues) -> None:

@@ -27,8 +27,10 @@ class SummaryWriter:
     two-image batch of the training split run in inference mode, in the dataset's colours.
     """
 
-    def __init__(self, logdir: str | None, data, options):
+    def __init__(self, logdir: str | None, data, options, extra_scalars: dict | None = None):
+        """extra_scalars: {name: value} written with the scalars of every logged step."""
         self.data, self.options = data, options
+        self.extra_scalars = dict(extra_scalars or {})
         self.writer = tf.summary.create_file_writer(logdir) if logdir else None
         self.last_images = time.monotonic()
         self._batches = None
@@ -37,7 +39,7 @@ class SummaryWriter:
         if self.writer is None:
             return
         with self.writer.as_default(step=step):
-            for name, value in values.items():
+            for name, value in {**values, **self.extra_scalars}.items():
                 tf.summary.scalar(name, value)
 
     def maybe_images(self, step: int, model) -> None:

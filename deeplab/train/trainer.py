@@ -14,6 +14,12 @@ saves that a killed run left behind are removed at the next start. On resume eve
 the chosen checkpoint, optimizer slots included, is read and checksummed first; a damaged
 newest checkpoint is reported and the newest intact one is used, and the run's files
 (options.json, TRAINING_DONE) are only touched after that choice.
+
+A damaged record in the training shards (CRC mismatch, cut shard, undecodable image or
+label) saves the current step as a stop does, then raises `record_scan.DamagedRecordError`
+naming the shard, record and byte offset; with `skip_damaged_records` in the input options
+the damaged records are left out, named once each, and counted (`TrainResult.
+skipped_records`, TensorBoard `data/damaged_records_skipped`).
 """
 
 from __future__ import annotations
@@ -43,7 +49,8 @@ from deeplab.checkpoints.io import (
     variable_map,
     verify_checkpoint,
 )
-from deeplab.data.pipeline import InputOptions, make_dataset
+from deeplab.data import record_scan
+from deeplab.data.pipeline import InputOptions, damage_of, list_shards, make_dataset
 from deeplab.model.deeplab import build_model
 from deeplab.model.options import ModelOptions
 from deeplab.model.pyramid import MERGED, pyramid_logits
@@ -87,6 +94,7 @@ class TrainResult:
     checkpoint: str | None
     stopped: str = ""  # the signal that stopped the run early ("SIGTERM", "SIGINT"), or ""
     signum: int | None = None
+    skipped_records: int = 0  # damaged records left out (skip_damaged_records)
 
 
 class TrainingDiverged(ValueError):
@@ -322,26 +330,50 @@ class Trainer:
                 mark_training_done(o.train_logdir, f"{start_step}\n")
             return TrainResult(start_step, float("nan"), 0.0, 0.0, self.manager.latest_checkpoint)
         step_fn = self.make_step_fn()
+        skipped = self.skipped_records()
         iterator = iter(self.dataset())
-        writer = SummaryWriter(o.train_logdir if self.chief else None, self.data, o)
+        writer = SummaryWriter(o.train_logdir if self.chief else None, self.data, o,
+                               None if skipped is None
+                               else {"data/damaged_records_skipped": skipped})
         monitor = _Monitor(o, start_step)
         values = {}
         with StopRequests() as stop:
             try:
                 values = self._loop(step_fn, iterator, writer, monitor, stop)
+            except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as exc:
+                self._raise_damaged(exc)
             finally:
                 monitor.close()
                 writer.close()
             checkpoint = self.save()  # also on a stop request: nothing is lost
+        result = TrainResult(self.step, values.get("total_loss", float("nan")),
+                             monitor.images_per_second, monitor.seconds_per_step, checkpoint,
+                             skipped_records=skipped or 0)
         if stop.requested and self.step < o.training_number_of_steps:
             logging.warning("%s: saved step %d in %s", stop.name, self.step, checkpoint)
-            return TrainResult(self.step, values.get("total_loss", float("nan")),
-                               monitor.images_per_second, monitor.seconds_per_step, checkpoint,
-                               stop.name, stop.signum)
+            return dataclasses.replace(result, stopped=stop.name, signum=stop.signum)
         if self.chief:
             mark_training_done(o.train_logdir, f"{self.step}\n")
-        return TrainResult(self.step, values.get("total_loss", float("nan")),
-                           monitor.images_per_second, monitor.seconds_per_step, checkpoint)
+        return result
+
+    def skipped_records(self) -> int | None:
+        """Damaged records the input leaves out (with skip_damaged_records, which scans the
+        split once); None without."""
+        files = list_shards(self.data.dataset_dir, self.data.train_split)
+        damage = damage_of(files, self.data.input)
+        return len(damage.damaged) if damage is not None else None
+
+    def _raise_damaged(self, exc: tf.errors.OpError) -> None:
+        """After an input error: saves the step, then raises DamagedRecordError naming the
+        record (the original error when no record of the split is damaged)."""
+        checkpoint = self.save()
+        files = list_shards(self.data.dataset_dir, self.data.train_split)
+        record = record_scan.locate_damage(files, exc)
+        if record is None:
+            raise exc
+        logging.warning("damaged input: saved step %d in %s; after the fix the same command "
+                        "resumes there", self.step, checkpoint)
+        raise record_scan.DamagedRecordError(record) from None
 
     def _loop(self, step_fn, iterator, writer, monitor, stop) -> dict:
         """Steps until training_number_of_steps or a stop request; returns the last values."""
