@@ -29,8 +29,8 @@ def tiny_run(tmp_path_factory):
     """
     import tensorflow as tf
 
-    from datasets.synthetic import write_synthetic_dataset
     from deeplab.checkpoints.io import model_checkpoint
+    from deeplab.datasets.synthetic import write_synthetic_dataset
     from deeplab.evaluate.evaluator_test import calibrated_model
     from deeplab.model.options import ModelOptions
     from deeplab.utils.run_options import save_run_options

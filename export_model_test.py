@@ -71,9 +71,9 @@ def _trained_on_synthetic(tmp_path, steps: int = 300):
     over 90 % on an AMX Xeon)."""
     import tensorflow as tf
 
-    from datasets.synthetic import write_synthetic_dataset
     from deeplab.data.descriptors import get_descriptor
     from deeplab.data.pipeline import InputOptions
+    from deeplab.datasets.synthetic import write_synthetic_dataset
     from deeplab.train.options import TrainOptions
     from deeplab.train.trainer import DataOptions, train
 

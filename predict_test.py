@@ -20,7 +20,7 @@ SMALL = (40, 56)  # smaller than the 48x64 crop below
 def _synthetic_image(path, size, seed):
     """A synthetic val picture; seeds 0..2 at 40x56 are the ones `tiny_run`'s model was
     calibrated on, so its labels vary there (elsewhere its softmax may saturate)."""
-    from datasets.synthetic import generate_example
+    from deeplab.datasets.synthetic import generate_example
 
     image = generate_example(seed, "val", size)[0]
     Image.fromarray(np.asarray(image, np.uint8)).save(path)
@@ -29,7 +29,7 @@ def _synthetic_image(path, size, seed):
 
 def _mosaic(path):
     """80 x 112: the four 40x56 synthetic val pictures 0..3 in a 2 x 2 grid."""
-    from datasets.synthetic import generate_example
+    from deeplab.datasets.synthetic import generate_example
 
     tiles = [generate_example(i, "val", SMALL)[0] for i in range(4)]
     image = np.concatenate([np.concatenate(tiles[:2], 1), np.concatenate(tiles[2:], 1)], 0)
@@ -48,8 +48,8 @@ def padded_run(tmp_path_factory):
     seed whose network does), and the pictures: {"train": dir, "images": [png paths]}."""
     import keras
 
-    from datasets.synthetic import generate_example
     from deeplab.checkpoints.io import model_checkpoint
+    from deeplab.datasets.synthetic import generate_example
     from deeplab.model.deeplab import build_model
     from deeplab.model.options import ModelOptions
     from deeplab.model.predict import Predictor

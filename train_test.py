@@ -121,7 +121,7 @@ def _child(mode, out, data_dir, *args, env=None):
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
-    from datasets.synthetic import write_synthetic_dataset
+    from deeplab.datasets.synthetic import write_synthetic_dataset
 
     folder = str(tmp_path_factory.mktemp("synthetic"))
     write_synthetic_dataset(folder, num_train=16, num_val=4, image_size=(33, 33))

@@ -14,7 +14,7 @@ def read(path):
 
 
 def test_vis_pictures_and_raw_predictions_equal_predict_py(tiny_run, tmp_path):  # noqa: F811
-    from datasets.synthetic import generate_example
+    from deeplab.datasets.synthetic import generate_example
 
     image, _ = generate_example(1, "val", (40, 56))
     Image.fromarray(image).save(tmp_path / "val_00001.png")

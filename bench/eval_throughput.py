@@ -54,7 +54,7 @@ def main(argv=None) -> None:
     args = _args(argv)
     import tensorflow as tf
 
-    from datasets.synthetic import DEFAULT_IMAGE_SIZE, ensure_synthetic_dataset
+    from deeplab.datasets.synthetic import DEFAULT_IMAGE_SIZE, ensure_synthetic_dataset
     from deeplab.evaluate import evaluator
     from deeplab.model.predict import InferenceOptions, Predictor
 

@@ -19,8 +19,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
-from datasets import build_data, testing_utils  # noqa: E402
 from deeplab.data import pipeline  # noqa: E402
+from deeplab.datasets import build_data, testing_utils  # noqa: E402
 
 flags.DEFINE_integer("num_images", 64, "Images in the generated dataset.")
 flags.DEFINE_list("num_parallel_calls", ["2"], "Parallel decode/augment calls to time.")

@@ -88,7 +88,7 @@ def run_child(args) -> dict:
     with tempfile.TemporaryDirectory() as workdir:
         dataset_dir = os.path.join(workdir, "data")
         if args.data == "synthetic":
-            from datasets.synthetic import write_synthetic_dataset
+            from deeplab.datasets.synthetic import write_synthetic_dataset
 
             write_synthetic_dataset(dataset_dir, num_train=8, num_val=2,
                                     image_size=(SIZE, SIZE))

@@ -88,7 +88,7 @@ def resolve_dataset_dir(dataset: str, dataset_dir: str | None,
         return saved["data"]["dataset_dir"]
     if dataset != "synthetic":
         raise flags.ValidationError(f"--dataset={dataset} needs --dataset_dir")
-    from datasets.synthetic import ensure_synthetic_dataset
+    from deeplab.datasets.synthetic import ensure_synthetic_dataset
 
     return ensure_synthetic_dataset()[0]
 

@@ -3,9 +3,9 @@ import logging
 import numpy as np
 import pytest
 
-from datasets import build_data_from_list
-from datasets import testing_utils as tu
 from deeplab.data import class_weights, descriptors
+from deeplab.datasets import build_data_from_list
+from deeplab.datasets import testing_utils as tu
 
 
 def _numpy_median_frequency(labels, num_classes, ignore):

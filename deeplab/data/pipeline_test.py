@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from datasets import synthetic
 from deeplab.data import pipeline
+from deeplab.datasets import synthetic
 
 OPTIONS = pipeline.InputOptions(crop_size=(33, 41), ignore_label=255)
 

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from datasets.synthetic import generate_example, write_synthetic_dataset
 from deeplab.checkpoints.io import CheckpointError, model_checkpoint
 from deeplab.data.descriptors import get_descriptor
+from deeplab.datasets.synthetic import generate_example, write_synthetic_dataset
 from deeplab.evaluate import evaluator, summaries
 from deeplab.evaluate.metrics import ConfusionMatrix
 from deeplab.model.deeplab import build_model

@@ -101,8 +101,8 @@ def test_registry_picks_losses_by_name_and_refuses_unknown_ones(batch):
 
 def test_a_registered_loss_trains_with_its_named_terms(monkeypatch, tmp_path):
     """One function plus one registry entry: the trainer reports each term and their sum."""
-    from datasets.synthetic import write_synthetic_dataset
     from deeplab.data.pipeline import InputOptions
+    from deeplab.datasets.synthetic import write_synthetic_dataset
     from deeplab.model.options import ModelOptions
     from deeplab.train.options import TrainOptions
     from deeplab.train.trainer import DataOptions, Trainer

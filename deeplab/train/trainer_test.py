@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from datasets.synthetic import write_synthetic_dataset
 from deeplab.checkpoints.io import CheckpointError, restore_model, variable_map
 from deeplab.data.pipeline import InputOptions
+from deeplab.datasets.synthetic import write_synthetic_dataset
 from deeplab.model.deeplab import build_model
 from deeplab.model.options import ModelOptions
 from deeplab.train.options import TrainOptions

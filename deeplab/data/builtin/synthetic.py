@@ -1,4 +1,5 @@
-"""The built-in synthetic dataset (datasets/synthetic.py): 6 textured classes, VOC colours."""
+"""The built-in synthetic dataset (deeplab/datasets/synthetic.py): 6 textured classes, VOC
+colours."""
 
 from __future__ import annotations
 

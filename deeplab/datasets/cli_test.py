@@ -6,16 +6,16 @@ import sys
 import pytest
 
 CONVERTERS = {
-    "datasets.build_voc2012_data": ["--voc_root", "--sbd_root"],
-    "datasets.build_cityscapes_data": ["--cityscapes_root"],
-    "datasets.build_ade20k_data": ["--ade20k_root"],
-    "datasets.build_data_from_list": ["--data_root", "--data_lst", "--split_name"],
+    "deeplab.datasets.build_voc2012_data": ["--voc_root", "--sbd_root"],
+    "deeplab.datasets.build_cityscapes_data": ["--cityscapes_root"],
+    "deeplab.datasets.build_ade20k_data": ["--ade20k_root"],
+    "deeplab.datasets.build_data_from_list": ["--data_root", "--data_lst", "--split_name"],
 }
 
 
 def _run(module, *args):
     return subprocess.run([sys.executable, "-m", module, *args], capture_output=True,
-                          text=True, timeout=120, cwd=__file__.rsplit("/datasets/", 1)[0])
+                          text=True, timeout=120, cwd=__file__.rsplit("/deeplab/datasets/", 1)[0])
 
 
 @pytest.mark.parametrize("module", sorted(CONVERTERS))
@@ -26,12 +26,12 @@ def test_help_lists_own_and_common_flags(module):
 
 
 def test_make_list_and_synthetic_help():
-    assert "--label_dir" in _run("datasets.make_list", "--help").stdout
-    assert "--num_train" in _run("datasets.synthetic", "--help").stdout
+    assert "--label_dir" in _run("deeplab.datasets.make_list", "--help").stdout
+    assert "--num_train" in _run("deeplab.datasets.synthetic", "--help").stdout
 
 
 def test_bad_input_is_one_line_without_traceback(tmp_path):
-    failed = _run("datasets.build_data_from_list", f"--data_root={tmp_path}",
+    failed = _run("deeplab.datasets.build_data_from_list", f"--data_root={tmp_path}",
                   f"--data_lst={tmp_path}/none.txt", "--split_name=train", "--num_classes=3",
                   f"--output_dir={tmp_path}/o")
     assert failed.returncode == 2
@@ -51,7 +51,7 @@ def test_bad_converter_flags_are_one_line_and_status_2(tmp_path, flag, message):
     args = {"--num_classes": "3", "--output_dir": f"{tmp_path}/o", "--split_name": "train"}
     name = flag.split("=")[0]
     args[name] = flag.split("=", 1)[1].format(tmp=tmp_path)
-    failed = _run("datasets.build_data_from_list", f"--data_root={tmp_path}",
+    failed = _run("deeplab.datasets.build_data_from_list", f"--data_root={tmp_path}",
                   f"--data_lst={tmp_path}/l.txt", *(f"{k}={v}" for k, v in args.items()))
     assert failed.returncode == 2, failed.stderr
     assert failed.stderr.strip().splitlines()[-1].startswith(message.format(tmp=tmp_path))

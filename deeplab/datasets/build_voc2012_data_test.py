@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 import scipy.io
 
-from datasets import build_data, build_voc2012_data
-from datasets import testing_utils as tu
 from deeplab.data import descriptors
+from deeplab.datasets import build_data, build_voc2012_data
+from deeplab.datasets import testing_utils as tu
 
 VOC_SETS = {
     "train": ["2007_000032", "2007_000039"],

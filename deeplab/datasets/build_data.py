@@ -1,6 +1,6 @@
 """Shared converter machinery: reading and checking pairs, and the sharded parallel writer.
 
-Every converter in datasets/ turns its dataset layout into a list of items and a `load`
+Every converter in deeplab/datasets/ turns its dataset layout into a list of items and a `load`
 function (item -> EncodedPair); `write_split` does the rest: parallel loading on threads,
 a progress bar, deterministic contiguous sharding in item order, temporary shard names
 renamed only when the whole split succeeded.
@@ -13,7 +13,7 @@ Labels must be single-channel class-index images (grayscale, or palette PNGs rea
 as VOC's SegmentationClass); 16-bit grayscale label PNGs are accepted when every value fits
 in 8 bits and rejected, naming the file, otherwise. Colour labels and JPEG labels are
 rejected (the list converter reads colour and 0/255 masks with --label_colormap and
---binary_masks, see datasets/label_encoding.py).
+--binary_masks, see deeplab/datasets/label_encoding.py).
 
 Every split also gets a per-label-value histogram (`SplitResult.histogram`) from which
 `update_descriptor` stores per-class pixel counts in dataset.json (for
@@ -34,8 +34,8 @@ import numpy as np
 from absl import logging
 from PIL import Image, UnidentifiedImageError
 
-from datasets import shard_files
 from deeplab.data import descriptors
+from deeplab.datasets import shard_files
 from deeplab.utils.progress import Progress
 
 # TensorFlow (through deeplab.data.schema) is imported only when shards are written, so

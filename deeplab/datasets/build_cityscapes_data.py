@@ -6,7 +6,8 @@ official table (cityscapesScripts labels.py; every other id, including -1 "licen
 becomes 255 = ignore) and writes splits `train_fine` and `val_fine` as the original DeepLab.
 
 Usage:
-  python -m datasets.build_cityscapes_data --cityscapes_root=cityscapes --output_dir=tfrecord
+  python -m deeplab.datasets.build_cityscapes_data --cityscapes_root=cityscapes \\
+      --output_dir=tfrecord
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from datasets import build_data
 from deeplab.data import descriptors
+from deeplab.datasets import build_data
 
 DESCRIPTOR = descriptors.get_descriptor("cityscapes")
 IMAGE_SUFFIX = "_leftImg8bit.png"

@@ -1,7 +1,7 @@
 import numpy as np
 
-from datasets import build_cityscapes_data as cs
-from datasets import testing_utils as tu
+from deeplab.datasets import build_cityscapes_data as cs
+from deeplab.datasets import testing_utils as tu
 
 
 def test_train_id_table_matches_official_ids():

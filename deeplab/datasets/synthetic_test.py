@@ -3,9 +3,9 @@ import os
 import numpy as np
 from scipy import ndimage
 
-from datasets import synthetic
-from datasets import testing_utils as tu
 from deeplab.data import descriptors
+from deeplab.datasets import synthetic
+from deeplab.datasets import testing_utils as tu
 
 
 def test_examples_are_deterministic_and_well_formed():

@@ -4,7 +4,7 @@ Images and labels are matched by file name without extension; the list holds pat
 to --root (default: the folders' common parent), sorted by name.
 
 Usage:
-  python -m datasets.make_list --image_dir=DIR/images --label_dir=DIR/labels \\
+  python -m deeplab.datasets.make_list --image_dir=DIR/images --label_dir=DIR/labels \\
       --output_file=DIR/train.txt
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 
-from datasets.build_data import ConversionError
+from deeplab.datasets.build_data import ConversionError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 

@@ -5,7 +5,8 @@ with annotations/{training,validation}/*.png (0 = other/ignore, 1..150 the class
 writes splits `train` and `val`.
 
 Usage:
-  python -m datasets.build_ade20k_data --ade20k_root=ADEChallengeData2016 --output_dir=tfrecord
+  python -m deeplab.datasets.build_ade20k_data --ade20k_root=ADEChallengeData2016 \\
+      --output_dir=tfrecord
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ import dataclasses
 import glob
 import os
 
-from datasets import build_data
 from deeplab.data import descriptors
+from deeplab.datasets import build_data
 
 DESCRIPTOR = descriptors.get_descriptor("ade20k")
 SPLITS = {"training": "train", "validation": "val"}

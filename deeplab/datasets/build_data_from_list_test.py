@@ -3,9 +3,9 @@ import os
 import numpy as np
 import pytest
 
-from datasets import build_data, build_data_from_list, make_list
-from datasets import testing_utils as tu
 from deeplab.data import descriptors
+from deeplab.datasets import build_data, build_data_from_list, make_list
+from deeplab.datasets import testing_utils as tu
 
 
 def _tree(root, names, ext="png"):

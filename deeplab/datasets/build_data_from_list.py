@@ -6,12 +6,12 @@ The list format (as the MindSpore DeepLab uses): one pair per line, two paths re
     JPEGImages/2007_000032.jpg SegmentationClassRaw/2007_000032.png
 
 Usage:
-  python -m datasets.build_data_from_list --data_root=DIR --data_lst=train.txt \\
+  python -m deeplab.datasets.build_data_from_list --data_root=DIR --data_lst=train.txt \\
       --split_name=train --num_classes=21 --output_dir=OUT
 
 Also writes/updates OUT/dataset.json (classes, ignore label, split sizes, per-class pixel
 counts, and how the masks were read). Colour masks: --label_colormap=pascal|cityscapes|FILE;
-0/255 or 0/1 masks: --binary_masks (see datasets/label_encoding.py). A list entry outside
+0/255 or 0/1 masks: --binary_masks (see deeplab/datasets/label_encoding.py). A list entry outside
 --data_root (`../x.jpg`, an absolute path elsewhere) is refused unless
 --allow_outside_data_root.
 """
@@ -22,8 +22,8 @@ import functools
 import os
 from collections.abc import Sequence
 
-from datasets import build_data, label_encoding
 from deeplab.data import descriptors
+from deeplab.datasets import build_data, label_encoding
 
 
 def _inside(root: str, path: str) -> bool:
@@ -80,7 +80,7 @@ def convert_list(
 ) -> build_data.SplitResult:
     """Writes `output_dir/<split_name>-*.tfrecord` from a list file and updates dataset.json.
 
-    label_colormap, binary_masks: how to read the masks (see datasets/label_encoding.py);
+    label_colormap, binary_masks: how to read the masks (see deeplab/datasets/label_encoding.py);
     colour masks also give dataset.json their colour map.
     """
     build_data.check_output_options(output_dir, num_shards)

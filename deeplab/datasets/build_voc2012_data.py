@@ -10,7 +10,7 @@ has one, else the SBD class map (GTcls.Segmentation); its image comes from JPEGI
 SBD's img/ folder if missing there.
 
 Usage:
-  python -m datasets.build_voc2012_data --voc_root=VOCdevkit/VOC2012 \\
+  python -m deeplab.datasets.build_voc2012_data --voc_root=VOCdevkit/VOC2012 \\
       --sbd_root=benchmark_RELEASE --output_dir=tfrecord
 """
 
@@ -23,8 +23,8 @@ from collections.abc import Sequence
 import numpy as np
 import scipy.io
 
-from datasets import build_data
 from deeplab.data import descriptors
+from deeplab.datasets import build_data
 
 VOC_SPLITS = ("train", "val", "trainval")
 DESCRIPTOR = descriptors.get_descriptor("pascal_voc_seg")

@@ -1,8 +1,8 @@
 """The dataset doctor: checks a segmentation dataset before training, and describes it.
 
-    python -m datasets.doctor --image_dir=DIR/images --label_dir=DIR/labels --num_classes=21
-    python -m datasets.doctor --data_root=DIR --data_lst=DIR/train.txt --num_classes=21
-    python -m datasets.doctor --dataset_dir=SHARDS --split=train
+    python -m deeplab.datasets.doctor --image_dir=DIR/images --label_dir=DIR/labels --num_classes=21
+    python -m deeplab.datasets.doctor --data_root=DIR --data_lst=DIR/train.txt --num_classes=21
+    python -m deeplab.datasets.doctor --dataset_dir=SHARDS --split=train
 
 For every pair it tells the label encoding (class-index PNG, palette PNG, RGB colour mask,
 0/255 binary mask, 16-bit, JPEG) and checks what the converters check: readable files, label
@@ -33,9 +33,15 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from datasets import build_data, build_data_from_list, label_encoding, make_list
-from datasets.doctor_checks import FIX_MISSING, PairResult, Problem, check_pair, check_record
 from deeplab.data import class_weights, descriptors
+from deeplab.datasets import build_data, build_data_from_list, label_encoding, make_list
+from deeplab.datasets.doctor_checks import (
+    FIX_MISSING,
+    PairResult,
+    Problem,
+    check_pair,
+    check_record,
+)
 from deeplab.utils.atomic import write_json_atomically
 
 LABEL_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
@@ -205,7 +211,7 @@ def format_summary(report: dict) -> str:
 
 def write_outputs(report: dict, output_dir: str, samples, palette) -> list[str]:
     """Writes report.json and the pictures into output_dir; returns their paths."""
-    from datasets import doctor_pictures
+    from deeplab.datasets import doctor_pictures
 
     os.makedirs(output_dir, exist_ok=True)
     pictures = [

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from datasets import build_ade20k_data as ade
-from datasets import build_data
-from datasets import testing_utils as tu
+from deeplab.datasets import build_ade20k_data as ade
+from deeplab.datasets import build_data
+from deeplab.datasets import testing_utils as tu
 
 
 def test_convert_reads_back_bit_exact(tmp_path):

@@ -9,7 +9,7 @@ and texture, so a small DeepLab learns it to high mIoU in minutes on a CPU.
 
 Generation is deterministic in (seed, split, index) and takes a few seconds:
 
-  python -m datasets.synthetic --output_dir=/tmp/synthetic
+  python -m deeplab.datasets.synthetic --output_dir=/tmp/synthetic
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ import os
 import numpy as np
 from scipy import ndimage
 
-from datasets import build_data
 from deeplab.data import descriptors
+from deeplab.datasets import build_data
 from deeplab.utils.atomic import write_json_atomically
 
 GENERATOR_VERSION = 1

@@ -8,11 +8,11 @@ import sys
 import numpy as np
 from PIL import Image
 
-from datasets import build_data_from_list, doctor
-from datasets import testing_utils as tu
 from deeplab.data import descriptors
+from deeplab.datasets import build_data_from_list, doctor
+from deeplab.datasets import testing_utils as tu
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def _clean(root, count=4, num_classes=5):
@@ -72,7 +72,7 @@ def test_every_faulty_file_is_named_with_its_fix(tmp_path):
     assert report["usable_pairs"] == 1
     assert report["encodings"]["color"] == 1 and report["encodings"]["binary"] == 1
     # The command line: exit status 2, every file and fix on stdout.
-    run = subprocess.run([sys.executable, "-m", "datasets.doctor", "--num_classes=5",
+    run = subprocess.run([sys.executable, "-m", "deeplab.datasets.doctor", "--num_classes=5",
                           f"--image_dir={tmp_path}/images", f"--label_dir={tmp_path}/labels",
                           f"--output_dir={tmp_path}/cli"], capture_output=True, text=True,
                          cwd=ROOT, timeout=300)

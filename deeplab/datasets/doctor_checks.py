@@ -14,7 +14,7 @@ import io
 import numpy as np
 from PIL import Image
 
-from datasets import build_data, label_encoding
+from deeplab.datasets import build_data, label_encoding
 
 FIX_UNREADABLE = "replace or remove the file (or convert with --skip_invalid to leave it out)"
 FIX_SIZE = ("make the label the image's size (or convert with --skip_invalid to leave the "

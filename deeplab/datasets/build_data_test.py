@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from datasets import build_data
-from datasets import testing_utils as tu
 from deeplab.data import descriptors, schema
+from deeplab.datasets import build_data
+from deeplab.datasets import testing_utils as tu
 
 
 def _pair(tmp_path, name="a", image=None, label=None, image_ext="png", rng=None):
@@ -218,7 +218,7 @@ def _dead_pid() -> int:
 
 
 def test_interrupted_replacement_is_finished_by_the_next_run(tmp_path, monkeypatch):
-    from datasets import shard_files
+    from deeplab.datasets import shard_files
 
     out = str(tmp_path / "out")
     build_data.write_split(out, "train", _items(tmp_path, 4), _load, 2)

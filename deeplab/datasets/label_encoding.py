@@ -24,8 +24,8 @@ import os
 
 import numpy as np
 
-from datasets import build_data
 from deeplab.data import descriptors
+from deeplab.datasets import build_data
 
 COLOR_MODES = ("RGB", "RGBA", "RGBX", "P", "PA")
 
