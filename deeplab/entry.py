@@ -28,8 +28,14 @@ from deeplab.utils.run_options import load_model_options, load_run_options  # no
 USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, flags.ValidationError)
 
 
-def run(main) -> None:
-    """absl `app.run(main)`, with user errors reported as `error: ...` and exit status 2."""
+def run(main, doc: str | None = None) -> None:
+    """absl `app.run(main)`, with user errors reported as `error: ...` and exit status 2.
+
+    doc: the program's description for `--help` (absl prints `__main__`'s docstring, which
+    is a wrapper's or a console script's otherwise).
+    """
+    if doc:
+        sys.modules["__main__"].__doc__ = doc
 
     def guarded(argv):
         try:

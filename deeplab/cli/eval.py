@@ -146,5 +146,10 @@ def main(argv):
             _evaluate(predictor, descriptor, input_options, outputs, step, info)
 
 
+def run() -> None:
+    """Console script deeplab-eval; also `python eval.py` from a checkout."""
+    entry.run(main, __doc__)
+
+
 if __name__ == "__main__":
-    entry.run(main)
+    run()

@@ -187,5 +187,10 @@ def main(argv):
           f"{', flipped' if export.flip else ''}) to {FLAGS.export_path}")
 
 
+def run() -> None:
+    """Console script deeplab-export; also `python export_model.py` from a checkout."""
+    entry.run(main, __doc__)
+
+
 if __name__ == "__main__":
-    entry.run(main)
+    run()

@@ -179,5 +179,10 @@ def main(argv):
     print(f"wrote {len(inputs)} label map(s) to {FLAGS.output_dir}")
 
 
+def run() -> None:
+    """Console script deeplab-predict; also `python predict.py` from a checkout."""
+    entry.run(main, __doc__)
+
+
 if __name__ == "__main__":
-    entry.run(main)
+    run()

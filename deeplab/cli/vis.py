@@ -117,5 +117,10 @@ def main(argv):
               flush=True)
 
 
+def run() -> None:
+    """Console script deeplab-vis; also `python vis.py` from a checkout."""
+    entry.run(main, __doc__)
+
+
 if __name__ == "__main__":
-    entry.run(main)
+    run()
