@@ -64,7 +64,7 @@ def test_the_old_paths_run_the_same_programs(tmp_path):
     repo = __file__.rsplit("/deeplab/datasets/", 1)[0]
     by_path = subprocess.run([sys.executable, f"{repo}/datasets/make_list.py", "--help"],
                              capture_output=True, text=True, timeout=120, cwd=tmp_path)
-    assert by_path.returncode == 0 and "--label_dir" in by_path.stdout, by_path.stderr
+    assert "--label_dir" in by_path.stdout, by_path.stderr  # (absl's --help exits 1)
     failed = _run("datasets.build_data_from_list", f"--data_root={tmp_path}",
                   f"--data_lst={tmp_path / 'missing.txt'}", f"--output_dir={tmp_path / 'o'}")
     assert failed.returncode == 2 and "missing.txt" in failed.stderr
