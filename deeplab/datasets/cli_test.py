@@ -66,5 +66,7 @@ def test_the_old_paths_run_the_same_programs(tmp_path):
                              capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert "--label_dir" in by_path.stdout, by_path.stderr  # (absl's --help exits 1)
     failed = _run("datasets.build_data_from_list", f"--data_root={tmp_path}",
-                  f"--data_lst={tmp_path / 'missing.txt'}", f"--output_dir={tmp_path / 'o'}")
-    assert failed.returncode == 2 and "missing.txt" in failed.stderr
+                  f"--data_lst={tmp_path}/none.txt", "--split_name=train", "--num_classes=3",
+                  f"--output_dir={tmp_path}/o")
+    assert failed.returncode == 2
+    assert failed.stderr.strip().endswith(f"error: {tmp_path}/none.txt: split file not found")
