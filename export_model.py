@@ -1,7 +1,7 @@
 """`python export_model.py` from a checkout: the same program as `deeplab-export`
 (flags and main in deeplab/cli/export_model.py)."""
 
-from deeplab.cli.export_model import run
+from deeplab.cli import launch
 
 if __name__ == "__main__":
-    run()
+    launch("export_model")

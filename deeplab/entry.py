@@ -27,6 +27,10 @@ from deeplab.utils.run_options import load_model_options, load_run_options  # no
 
 USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, flags.ValidationError)
 
+# read before flags are parsed (deeplab.utils.quiet.is_verbose); defined so absl accepts it
+flags.DEFINE_boolean("verbose", False, "Show TensorFlow's C++ start-up and export messages "
+                     "(also DEEPLAB_VERBOSE=1).")
+
 
 def run(main, doc: str | None = None) -> None:
     """absl `app.run(main)`, with user errors reported as `error: ...` and exit status 2.

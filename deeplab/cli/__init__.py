@@ -31,13 +31,54 @@ def forward(name: str, target: str) -> None:
         sys.modules[name] = importlib.import_module(target)
 
 
+def launch(name: str) -> None:
+    """Runs the program `deeplab.cli.<name>` (its `run()`), TensorFlow's start-up chatter kept
+    off the terminal unless --verbose / DEEPLAB_VERBOSE=1 (see deeplab.utils.quiet)."""
+    from deeplab.utils import quiet
+
+    quiet.verbose_from_argv(sys.argv)
+    quiet.quiet_tensorflow_import()
+    quiet.quiet_tensorflow_logs()
+    importlib.import_module(f"deeplab.cli.{name}").run()
+
+
+def train() -> None:
+    """Console script deeplab-train."""
+    launch("train")
+
+
+def evaluate() -> None:
+    """Console script deeplab-eval."""
+    launch("eval")
+
+
+def vis() -> None:
+    """Console script deeplab-vis."""
+    launch("vis")
+
+
+def export() -> None:
+    """Console script deeplab-export."""
+    launch("export_model")
+
+
+def predict() -> None:
+    """Console script deeplab-predict."""
+    launch("predict")
+
+
 def doctor() -> None:
     """Console script deeplab-doctor: `python -m deeplab.datasets.doctor` (flags and all)."""
+    from deeplab.utils import quiet
+
+    quiet.quiet_tensorflow_import()
     forward("__main__", "deeplab.datasets.doctor")
 
 
 def zoo() -> None:
     """Console script deeplab-zoo: `python -m deeplab.zoo`."""
+    from deeplab.utils import quiet
     from deeplab.zoo.__main__ import main
 
+    quiet.quiet_tensorflow_import()
     sys.exit(main())
