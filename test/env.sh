@@ -8,7 +8,7 @@
 #   (DEEPLAB_DEVICE=gpu: the `gpu` extra, in .venv-gpu, since the two TensorFlow wheels cannot
 #   share an environment), plus the extras in $DEEPLAB_ENV_EXTRAS (run_tests.sh: `test`).
 #   Later runs reuse it; it is updated when pyproject.toml or the extras change.
-# Needs Python 3.10 or newer ($DEEPLAB_PYTHON or python3) to create the environment.
+# Needs Python 3.11 to 3.13 ($DEEPLAB_PYTHON or python3) to create the environment.
 
 _deeplab_env_repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
@@ -56,9 +56,10 @@ _deeplab_env_setup() {
   _deeplab_env_repair "$venv" || return 2
   if [[ ! -x $venv/bin/python ]]; then
     local base=${DEEPLAB_PYTHON:-python3}
-    if ! "$base" -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null; then
-      echo "[Error] $base is missing or older than Python 3.10; install Python 3.10+ or set" \
-           "DEEPLAB_PYTHON to one" >&2
+    if ! "$base" -c 'import sys; sys.exit(not (3, 11) <= sys.version_info < (3, 14))' \
+        2>/dev/null; then
+      echo "[Error] $base is missing or not Python 3.11-3.13 (what TensorFlow 2.21 and Keras" \
+           "3.15 install on); install one or set DEEPLAB_PYTHON to one" >&2
       return 2
     fi
     echo "creating the virtual environment $venv (first run only)" >&2
@@ -66,7 +67,7 @@ _deeplab_env_setup() {
     if ! "$venv/bin/python" -c 'import pip' >/dev/null 2>&1; then
       rm -rf "$venv"
       echo "[Error] $base -m venv made an environment without pip (Debian/Ubuntu: apt install" \
-           "python3-venv; or set DEEPLAB_PYTHON to another Python 3.10+)" >&2
+           "python3-venv; or set DEEPLAB_PYTHON to another Python 3.11-3.13)" >&2
       return 2
     fi
   fi

@@ -31,6 +31,7 @@ def test_each_launcher_writes_its_own_log(tmp_path):
                                   capture_output=True, text=True, timeout=60)
             assert done.returncode == 0, done.stderr
             assert f"log {output / launcher}.log" in done.stdout
+            assert f"ran train.py from {launcher}" in done.stdout  # shown as well as logged
         logs = sorted(p.name for p in output.glob("*.log"))
         assert logs == ["train_full_1p.log", "train_performance_1p.log"]
         assert "from train_full_1p" in (output / "train_full_1p.log").read_text()
