@@ -15,6 +15,7 @@ put at `downloads/<file name>` by hand is used as is.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import http.client
 import json
@@ -22,6 +23,7 @@ import logging
 import os
 import pathlib
 import shutil
+import sys
 import tarfile
 import tempfile
 import time
@@ -29,6 +31,7 @@ import urllib.error
 import urllib.request
 import zlib
 
+from deeplab.utils.atomic import write_json_atomically
 from deeplab.utils.progress import Progress
 from deeplab.utils.run_options import TRAINING_DONE, save_run_options
 from deeplab.zoo.registry import ZooEntry, ZooError, unavailable_reason
@@ -38,6 +41,7 @@ URL_ENV = "DEEPLAB_ZOO_URL"
 SHA_FILE = "sha256.json"
 ENTRY_FILE = "zoo_entry.json"
 VERIFICATION_FILE = "verification.json"
+AVAILABILITY_FILE = "availability.json"
 FROZEN_GRAPH = "frozen_inference_graph.pb"
 SIZE_TOLERANCE = 0.2  # published sizes are rounded MB (and MB may mean MiB)
 CHUNK = 1 << 20
@@ -72,6 +76,50 @@ def source_url(entry: ZooEntry) -> str:
     if "://" not in base:
         base = pathlib.Path(base).expanduser().resolve().as_uri()
     return base.rstrip("/") + "/" + entry.file_name
+
+
+def _model_code_fingerprint() -> str:
+    """Names, sizes and modification times of deeplab/model's files (what
+    `unavailable_reason` runs), with the interpreter: changes when either does."""
+    root = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "model")
+    digest = hashlib.sha256(sys.executable.encode())
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+        for name in sorted(files):
+            if name.endswith((".py", ".json")):
+                stat = os.stat(os.path.join(folder, name))
+                relative = os.path.relpath(os.path.join(folder, name), root)
+                digest.update(f"{relative}:{stat.st_size}:{stat.st_mtime_ns};".encode())
+    return digest.hexdigest()
+
+
+def unavailable_reasons(entries) -> dict[str, str | None]:
+    """{name: `unavailable_reason(entry)`} for `entries`, remembered in
+    <zoo dir>/availability.json while deeplab/model's files and the entry stay the same:
+    answering needs the backbone registry (TensorFlow, seconds), listing the zoo should not."""
+    path = os.path.join(zoo_dir(), AVAILABILITY_FILE)
+    fingerprint = _model_code_fingerprint()
+    try:
+        with open(path, encoding="utf-8") as f:
+            saved = json.load(f)
+    except (OSError, ValueError):
+        saved = {}
+    known = saved.get("entries", {}) if saved.get("fingerprint") == fingerprint else {}
+    found, changed = {}, False
+    for entry in entries:
+        key = json.dumps(dataclasses.asdict(entry), sort_keys=True, default=str)
+        if known.get(entry.name, {}).get("key") == key:
+            found[entry.name] = {"key": key, "reason": known[entry.name]["reason"]}
+        else:
+            found[entry.name] = {"key": key, "reason": unavailable_reason(entry)}
+            changed = True
+    if changed:
+        try:
+            os.makedirs(zoo_dir(), exist_ok=True)
+            write_json_atomically(path, {"fingerprint": fingerprint, "entries": found})
+        except OSError:
+            pass  # a read-only cache: answered, not remembered
+    return {name: value["reason"] for name, value in found.items()}
 
 
 # --- download -------------------------------------------------------------------------------
