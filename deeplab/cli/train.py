@@ -25,10 +25,17 @@ from deeplab.flags import (
     pair_flag,
     resize_flag_values,
 )
-from deeplab.train.losses import LOSSES
-from deeplab.train.options import LEARNING_POLICIES, OPTIMIZERS, PRECISIONS, TrainOptions
+from deeplab.train.options import (
+    LEARNING_POLICIES,
+    OPTIMIZERS,
+    PRECISIONS,
+    TrainOptions,
+    loss_names,
+)
 from deeplab.utils.signals import exit_status
 from deeplab.zoo import flags as zoo_flags
+
+LOSSES = loss_names()  # deeplab.train.losses.LOSSES's names, without importing TensorFlow
 
 FLAGS = flags.FLAGS
 _T = TrainOptions(train_logdir="")

@@ -15,11 +15,11 @@ checkpoint in checkpoint_dir until max_number_of_iterations (0: until TRAINING_D
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from absl import flags
 
 from deeplab import entry
-from deeplab.evaluate import continuous, evaluator
 from deeplab.flags import (
     define_checkpoint_source_flags,
     define_inference_flags,
@@ -31,8 +31,10 @@ from deeplab.flags import (
 )
 from deeplab.utils.progress import Progress
 from deeplab.vis import colormap
-from deeplab.vis.visualizer import Visualizer
 from deeplab.zoo import flags as zoo_flags
+
+if TYPE_CHECKING:  # evaluation imports TensorFlow: imported where used, so --help is quick
+    from deeplab.vis.visualizer import Visualizer
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("vis_logdir", None, "Where to write the pictures.")
@@ -74,6 +76,8 @@ def _palette(descriptor):
 
 
 def _visualizer(descriptor) -> Visualizer:
+    from deeplab.vis.visualizer import Visualizer
+
     raw_ids = descriptor.to_label_ids if descriptor.label_ids else None
     if raw_ids and FLAGS.also_save_raw_predictions:
         logging.info("raw predictions: class indices mapped to %s label ids", descriptor.name)
@@ -83,6 +87,8 @@ def _visualizer(descriptor) -> Visualizer:
 
 def _visualize(predictor, descriptor, visualizer: Visualizer) -> int:
     """One pass over the split; returns the number of images."""
+    from deeplab.evaluate import evaluator
+
     input_options = evaluator.eval_input_options(
         descriptor, pair_flag(FLAGS, "vis_crop_size"), predictor.options.model_variant,
         **resize_flag_values(FLAGS))
@@ -99,6 +105,8 @@ def _visualize(predictor, descriptor, visualizer: Visualizer) -> int:
 
 
 def main(argv):
+    from deeplab.evaluate import continuous
+
     if len(argv) > 1:
         raise flags.ValidationError(f"unexpected arguments: {' '.join(argv[1:])}")
     zoo_flags.resolve_checkpoint_flag(FLAGS, "checkpoint_dir")

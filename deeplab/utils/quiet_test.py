@@ -47,17 +47,24 @@ def test_cpp_stderr_drops_chatter_written_to_descriptor_2(capfd, monkeypatch):
 
 
 def test_a_cli_error_is_the_only_line_unless_verbose(tmp_path):
-    """predict.py imports TensorFlow before it finds the input missing: one line on stderr;
-    with --verbose TensorFlow's start-up lines are there too."""
+    """predict.py imports TensorFlow to read the checkpoint, which is missing: one line on
+    stderr; with --verbose TensorFlow's start-up lines are there too."""
+    import numpy as np
+    from PIL import Image
+
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "a.png")
+    (tmp_path / "empty").mkdir()
     env = {k: v for k, v in os.environ.items() if k not in (quiet.VERBOSE_ENV,
                                                              "TF_CPP_MIN_LOG_LEVEL")}
-    args = [sys.executable, str(REPO / "predict.py"), f"--checkpoint={tmp_path}",
-            f"--output_dir={tmp_path / 'out'}", str(tmp_path / "missing.png")]
+    args = [sys.executable, str(REPO / "predict.py"), f"--checkpoint={tmp_path / 'empty'}",
+            f"--output_dir={tmp_path / 'out'}", str(tmp_path / "a.png")]
     quiet_run = subprocess.run(args, capture_output=True, text=True, timeout=120, cwd=tmp_path,
                                env=env)
     assert quiet_run.returncode == 2
-    assert quiet_run.stderr == f"error: no such input file(s): {tmp_path / 'missing.png'}\n"
+    assert quiet_run.stderr == (f"error: {tmp_path / 'empty'}: directory holds no checkpoint "
+                                "(no *.index file)\n")
     loud = subprocess.run(args + ["--verbose"], capture_output=True, text=True, timeout=120,
                           cwd=tmp_path, env=env)
     assert loud.returncode == 2 and "absl::InitializeLog()" in loud.stderr
     assert loud.stderr.endswith(quiet_run.stderr)
+

@@ -23,7 +23,6 @@ import logging
 import os
 import pathlib
 import shutil
-import sys
 import tarfile
 import tempfile
 import time
@@ -32,11 +31,16 @@ import urllib.request
 import zlib
 
 from deeplab.utils.atomic import write_json_atomically
+from deeplab.utils.names_cache import (  # noqa: F401 - HOME_ENV: cache.HOME_ENV for users
+    HOME_ENV,
+    PACKAGE_DIR,
+    deeplab_home,
+    fingerprint,
+)
 from deeplab.utils.progress import Progress
 from deeplab.utils.run_options import TRAINING_DONE, save_run_options
 from deeplab.zoo.registry import ZooEntry, ZooError, unavailable_reason
 
-HOME_ENV = "DEEPLAB_HOME"
 URL_ENV = "DEEPLAB_ZOO_URL"
 SHA_FILE = "sha256.json"
 ENTRY_FILE = "zoo_entry.json"
@@ -48,8 +52,10 @@ CHUNK = 1 << 20
 ATTEMPTS = 4
 
 
-def deeplab_home() -> str:
-    return os.path.expanduser(os.environ.get(HOME_ENV) or "~/.cache/deeplab_tf2")
+def _model_code_fingerprint() -> str:
+    """Changes when deeplab/model's files (what `unavailable_reason` runs) or the
+    interpreter do."""
+    return fingerprint(os.path.join(PACKAGE_DIR, "model"))
 
 
 def zoo_dir() -> str:
@@ -78,33 +84,18 @@ def source_url(entry: ZooEntry) -> str:
     return base.rstrip("/") + "/" + entry.file_name
 
 
-def _model_code_fingerprint() -> str:
-    """Names, sizes and modification times of deeplab/model's files (what
-    `unavailable_reason` runs), with the interpreter: changes when either does."""
-    root = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "model")
-    digest = hashlib.sha256(sys.executable.encode())
-    for folder, dirs, files in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
-        for name in sorted(files):
-            if name.endswith((".py", ".json")):
-                stat = os.stat(os.path.join(folder, name))
-                relative = os.path.relpath(os.path.join(folder, name), root)
-                digest.update(f"{relative}:{stat.st_size}:{stat.st_mtime_ns};".encode())
-    return digest.hexdigest()
-
-
 def unavailable_reasons(entries) -> dict[str, str | None]:
     """{name: `unavailable_reason(entry)`} for `entries`, remembered in
     <zoo dir>/availability.json while deeplab/model's files and the entry stay the same:
     answering needs the backbone registry (TensorFlow, seconds), listing the zoo should not."""
     path = os.path.join(zoo_dir(), AVAILABILITY_FILE)
-    fingerprint = _model_code_fingerprint()
+    stamp = _model_code_fingerprint()
     try:
         with open(path, encoding="utf-8") as f:
             saved = json.load(f)
     except (OSError, ValueError):
         saved = {}
-    known = saved.get("entries", {}) if saved.get("fingerprint") == fingerprint else {}
+    known = saved.get("entries", {}) if saved.get("fingerprint") == stamp else {}
     found, changed = {}, False
     for entry in entries:
         key = json.dumps(dataclasses.asdict(entry), sort_keys=True, default=str)
@@ -116,7 +107,7 @@ def unavailable_reasons(entries) -> dict[str, str | None]:
     if changed:
         try:
             os.makedirs(zoo_dir(), exist_ok=True)
-            write_json_atomically(path, {"fingerprint": fingerprint, "entries": found})
+            write_json_atomically(path, {"fingerprint": stamp, "entries": found})
         except OSError:
             pass  # a read-only cache: answered, not remembered
     return {name: value["reason"] for name, value in found.items()}
