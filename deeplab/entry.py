@@ -33,6 +33,11 @@ def run(main, doc: str | None = None) -> None:
     doc: the program's description for `--help` (absl prints `__main__`'s docstring, which
     is a wrapper's or a console script's otherwise).
     """
+    from deeplab.utils import quiet
+
+    quiet.verbose_from_argv(sys.argv)  # also for `python -m deeplab.cli.<name>`
+    quiet.quiet_tensorflow_import()
+    quiet.quiet_tensorflow_logs()
     if doc:
         sys.modules["__main__"].__doc__ = doc
     # --help lists the key flags of the program (sys.argv[0]): those of main's module, which
