@@ -14,22 +14,36 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TF's C++ start-up cha
 
 from absl import app, flags  # noqa: E402
 
-from deeplab.checkpoints.io import (  # noqa: E402
-    CheckpointError,
-    DamagedCheckpointError,
-    checkpoint_num_classes,
-    restore_model,
-)
 from deeplab.flags import model_options_from_flags, overridden_fields  # noqa: E402
-from deeplab.model.deeplab import build_model  # noqa: E402
 from deeplab.model.options import ModelOptions  # noqa: E402
 from deeplab.utils.run_options import load_model_options, load_run_options  # noqa: E402
 
+# TensorFlow is imported by the functions that need it, so that `--help` does not wait for it
+
 USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, flags.ValidationError)
 
+# read before flags are parsed (deeplab.utils.quiet.is_verbose); defined so absl accepts it
+flags.DEFINE_boolean("verbose", False, "Show TensorFlow's C++ start-up and export messages "
+                     "(also DEEPLAB_VERBOSE=1).")
 
-def run(main) -> None:
-    """absl `app.run(main)`, with user errors reported as `error: ...` and exit status 2."""
+
+def run(main, doc: str | None = None) -> None:
+    """absl `app.run(main)`, with user errors reported as `error: ...` and exit status 2.
+
+    doc: the program's description for `--help` (absl prints `__main__`'s docstring, which
+    is a wrapper's or a console script's otherwise).
+    """
+    from deeplab.utils import quiet
+
+    quiet.verbose_from_argv(sys.argv)  # also for `python -m deeplab.cli.<name>`
+    quiet.quiet_tensorflow_import()
+    quiet.quiet_tensorflow_logs()
+    if doc:
+        sys.modules["__main__"].__doc__ = doc
+    # --help lists the key flags of the program (sys.argv[0]): those of main's module, which
+    # is not __main__ when a wrapper or a console script runs it
+    for flag in flags.FLAGS.get_key_flags_for_module(main.__module__):
+        flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
 
     def guarded(argv):
         try:
@@ -50,6 +64,8 @@ def inference_model_options(fv: flags.FlagValues, checkpoint: str,
 
     num_classes: explicit count, else the saved options', else the checkpoint's logits.
     """
+    from deeplab.checkpoints.io import checkpoint_num_classes
+
     saved = load_model_options(checkpoint)
     if saved is not None:
         for field, (was, now) in overridden_fields(fv, saved).items():
@@ -64,6 +80,9 @@ def load_model(options: ModelOptions, checkpoint: str):
 
     Raises CheckpointError listing every mismatched name and shape.
     """
+    from deeplab.checkpoints.io import CheckpointError, DamagedCheckpointError, restore_model
+    from deeplab.model.deeplab import build_model
+
     model = build_model(options)
     try:
         report = restore_model(model, checkpoint)

@@ -15,8 +15,10 @@ import logging
 
 from absl import flags
 
-from deeplab.model.backbones import MODEL_VARIANTS
-from deeplab.model.options import ModelOptions
+from deeplab.model.options import ModelOptions, model_variants
+
+MODEL_VARIANTS = model_variants()  # without importing Keras (see model_variants)
+
 
 _D = ModelOptions()
 ORIGINAL_BATCH_NORM_DECAY = 0.9997

@@ -62,16 +62,18 @@ run_launcher() {
        "log ${log}"
   start=$(date +%s)
   cd "$repo"
+  # the terminal sees what the log gets (step lines, progress, figures) as it happens
+  export PYTHONUNBUFFERED=1
   "$PYTHON" train.py --train_logdir="$logdir" "${data[@]}" "${model[@]}" "${init[@]}" \
     "${clones[@]}" --train_crop_size=$crop --train_batch_size=$global_batch \
     --training_number_of_steps="$train_steps" --base_learning_rate="$learning_rate" \
     --momentum=0.9 --weight_decay=4e-5 --precision="$precision" --log_steps="$log_steps" \
-    --save_interval_secs=300 "${extra_flags[@]}" > "$log" 2>&1 || {
-      echo "[Error] training failed; the end of ${log}:" >&2; tail -20 "$log" >&2; exit 1; }
+    --save_interval_secs=300 "${extra_flags[@]}" 2>&1 | tee "$log" || {
+      echo "[Error] training failed (above; the whole output is in ${log})" >&2; exit 1; }
   "$PYTHON" eval.py --checkpoint_dir="$logdir" --eval_logdir="${logdir}/eval" \
     "${data[@]}" --eval_split=val "${eval_crop[@]}" --max_number_of_evaluations=1 \
-    >> "$log" 2>&1 || {
-      echo "[Error] evaluation failed; the end of ${log}:" >&2; tail -20 "$log" >&2; exit 1; }
+    2>&1 | tee -a "$log" || {
+      echo "[Error] evaluation failed (above; the whole output is in ${log})" >&2; exit 1; }
   end=$(date +%s)
   final=$(grep "^final step" "$log" | tail -1)
   if grep -q "already trained" <<< "$final"; then

@@ -8,7 +8,7 @@
 #   (DEEPLAB_DEVICE=gpu: the `gpu` extra, in .venv-gpu, since the two TensorFlow wheels cannot
 #   share an environment), plus the extras in $DEEPLAB_ENV_EXTRAS (run_tests.sh: `test`).
 #   Later runs reuse it; it is updated when pyproject.toml or the extras change.
-# Needs Python 3.10 or newer ($DEEPLAB_PYTHON or python3) to create the environment.
+# Needs Python 3.11 to 3.13 ($DEEPLAB_PYTHON or python3) to create the environment.
 
 _deeplab_env_repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
@@ -17,6 +17,27 @@ _deeplab_has_deps() {  # $1 = interpreter, $2 = extras; true when it has every m
   [[ ,$2, == *,test,* ]] && modules+=" pytest ruff onnxruntime tf2onnx"
   (cd / && "$1" -c 'import importlib.util as u, sys
 sys.exit(any(u.find_spec(m) is None for m in sys.argv[1:]))' $modules >/dev/null 2>&1)
+}
+
+_deeplab_env_repair() {  # $1 = venv; a broken one (python that does not run, no pip) is
+  # repaired (ensurepip), else rebuilt when it is the checkout's own, else named in one line
+  local venv=$1
+  [[ -e $venv ]] || return 0
+  "$venv/bin/python" -c 'import pip' >/dev/null 2>&1 && return 0
+  if "$venv/bin/python" -c '' >/dev/null 2>&1 &&
+     "$venv/bin/python" -m ensurepip -q >/dev/null 2>&1 &&
+     "$venv/bin/python" -c 'import pip' >/dev/null 2>&1; then
+    echo "the virtual environment $venv had no pip; restored it (ensurepip)" >&2
+    return 0
+  fi
+  if [[ $venv == "$_deeplab_env_repo/.venv" || $venv == "$_deeplab_env_repo/.venv-gpu" ]]; then
+    echo "the virtual environment $venv is broken (no working python or pip); rebuilding it" >&2
+    rm -rf "$venv"
+    return 0
+  fi
+  echo "[Error] $venv is a broken virtual environment (no working python or pip): delete it" \
+       "(rm -rf $venv) and run again" >&2
+  return 2
 }
 
 _deeplab_env_setup() {
@@ -32,15 +53,23 @@ _deeplab_env_setup() {
   esac
   local stamp="$venv/.deeplab-installed" sum installed=""
   sum=$(cksum < "$_deeplab_env_repo/pyproject.toml")
+  _deeplab_env_repair "$venv" || return 2
   if [[ ! -x $venv/bin/python ]]; then
     local base=${DEEPLAB_PYTHON:-python3}
-    if ! "$base" -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null; then
-      echo "[Error] $base is missing or older than Python 3.10; install Python 3.10+ or set" \
-           "DEEPLAB_PYTHON to one" >&2
+    if ! "$base" -c 'import sys; sys.exit(not (3, 11) <= sys.version_info < (3, 14))' \
+        2>/dev/null; then
+      echo "[Error] $base is missing or not Python 3.11-3.13 (what TensorFlow 2.21 and Keras" \
+           "3.15 install on); install one or set DEEPLAB_PYTHON to one" >&2
       return 2
     fi
     echo "creating the virtual environment $venv (first run only)" >&2
     "$base" -m venv "$venv" || return 2
+    if ! "$venv/bin/python" -c 'import pip' >/dev/null 2>&1; then
+      rm -rf "$venv"
+      echo "[Error] $base -m venv made an environment without pip (Debian/Ubuntu: apt install" \
+           "python3-venv; or set DEEPLAB_PYTHON to another Python 3.11-3.13)" >&2
+      return 2
+    fi
   fi
   # the stamp holds pyproject.toml's checksum, then the extras installed with it
   [[ -f $stamp && $(head -1 "$stamp") == "$sum" ]] && installed=$(sed -n 2p "$stamp")
@@ -49,8 +78,13 @@ _deeplab_env_setup() {
     wanted=$(tr ',' '\n' <<< "$device,$extras,$installed" | sed '/^$/d' | sort -u | paste -sd,)
     echo "installing deeplab-tf2[$wanted] into $venv (first run: downloads TensorFlow," \
          "a few minutes)" >&2
-    "$venv/bin/python" -m pip install -q --upgrade pip >&2 || return 2
-    "$venv/bin/python" -m pip install -q -e "$_deeplab_env_repo[$wanted]" >&2 || return 2
+    # an interrupted install leaves no stamp: the next run installs again
+    if ! { "$venv/bin/python" -m pip install -q --upgrade pip >&2 &&
+           "$venv/bin/python" -m pip install -q -e "$_deeplab_env_repo[$wanted]" >&2; }; then
+      echo "[Error] installing into $venv failed (pip's message above); fix that and run" \
+           "again (to start over: rm -rf $venv)" >&2
+      return 2
+    fi
     printf '%s\n%s\n' "$sum" "$wanted" > "$stamp"
   fi
   PYTHON=$venv/bin/python

@@ -17,12 +17,11 @@ confusion_matrix.png and TensorBoard events; prints the table to stdout.
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from absl import flags
 
 from deeplab import entry
-from deeplab.evaluate import continuous, evaluator
-from deeplab.evaluate.summaries import EvalOutputs, miou_tag
 from deeplab.flags import (
     define_checkpoint_source_flags,
     define_damaged_records_flag,
@@ -33,9 +32,12 @@ from deeplab.flags import (
     pair_flag,
     resize_flag_values,
 )
-from deeplab.model.predict import InferenceOptions
 from deeplab.zoo import flags as zoo_flags
 
+if TYPE_CHECKING:
+    from deeplab.model.predict import InferenceOptions
+
+# evaluation and the model import TensorFlow: imported where used, so --help is quick
 FLAGS = flags.FLAGS
 # The original eval.py's flags (atrous_rates, output_stride, quantize_delay_step come with
 # the model flags).
@@ -76,6 +78,9 @@ def _check_flags() -> None:
 def _exported_model(path: str, inference: InferenceOptions, num_classes: int):
     """The probabilities function of an exported model (scales and flip baked in at export);
     a label-only model (original frozen graphs before 2019) gives one-hot probabilities."""
+    from deeplab.evaluate import evaluator
+    from deeplab.model.predict import InferenceOptions
+
     if inference != InferenceOptions():
         raise flags.ValidationError("--eval_scales, --add_flipped_images and the window flags "
                                     "apply to checkpoints; an exported model has its scales "
@@ -93,6 +98,8 @@ def _exported_model(path: str, inference: InferenceOptions, num_classes: int):
 
 
 def _input_options(descriptor, model_variant):
+    from deeplab.evaluate import evaluator
+
     crop = pair_flag(FLAGS, "eval_crop_size")
     if crop is None and FLAGS.eval_batch_size != 1:
         raise flags.ValidationError("--eval_batch_size must be 1 when --eval_crop_size is empty "
@@ -111,6 +118,8 @@ def _info(descriptor, inference, **extra) -> dict:
 
 
 def _evaluate(predictor, descriptor, input_options, outputs, step, info) -> None:
+    from deeplab.evaluate import evaluator
+
     evaluation = evaluator.run_evaluation(predictor, FLAGS.dataset_dir, FLAGS.eval_split,
                                           descriptor, input_options, FLAGS.eval_batch_size)
     print(evaluation.summary(), flush=True)
@@ -121,6 +130,9 @@ def _evaluate(predictor, descriptor, input_options, outputs, step, info) -> None
 def main(argv):
     if len(argv) > 1:
         raise flags.ValidationError(f"unexpected arguments: {' '.join(argv[1:])}")
+    from deeplab.evaluate import continuous
+    from deeplab.evaluate.summaries import EvalOutputs, miou_tag
+
     zoo_flags.resolve_checkpoint_flag(FLAGS, "checkpoint_dir")
     _check_flags()
     descriptor = entry.checkpoint_split(FLAGS, FLAGS.eval_split)
@@ -149,5 +161,10 @@ def main(argv):
             _evaluate(predictor, descriptor, input_options, outputs, step, info)
 
 
+def run() -> None:
+    """Console script deeplab-eval; also `python eval.py` from a checkout."""
+    entry.run(main, __doc__)
+
+
 if __name__ == "__main__":
-    entry.run(main)
+    run()

@@ -23,17 +23,26 @@ from __future__ import annotations
 
 import logging
 
-import tensorflow as tf
 from absl import flags
 
 from deeplab import entry
-from deeplab.export import exporter, formats, onnx
-from deeplab.export.graph import ExportModule, ExportOptions
 from deeplab.flags import define_model_flags
+from deeplab.utils.names_cache import cached
 from deeplab.utils.run_options import load_model_options
 from deeplab.zoo import flags as zoo_flags
 
 EXPORT_OUTPUT_STRIDE = 8
+
+
+def _registry_values() -> dict:
+    """What the flags below show of the export modules (which import TensorFlow)."""
+    from deeplab.export import exporter, formats, onnx
+
+    return {"formats": list(formats.REGISTRY), "all": list(exporter.FORMATS),
+            "opset": onnx.DEFAULT_OPSET}
+
+
+_REGISTRY = cached("export_flags", _registry_values)  # without TensorFlow: --help is quick
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("checkpoint_path", None,
@@ -54,11 +63,11 @@ flags.DEFINE_bool("add_flipped_images", False, "Bake in left-right flipped infer
 flags.DEFINE_bool("save_inference_graph", False,
                   "Original flag (unfrozen graph); not supported: use --format=saved_model.")
 flags.DEFINE_list("format", ["frozen"],
-                  f"Formats to write, comma separated: {', '.join(formats.REGISTRY)}, or all "
-                  f"({', '.join(exporter.FORMATS)}).")
+                  f"Formats to write, comma separated: {', '.join(_REGISTRY['formats'])}, or "
+                  f"all ({', '.join(_REGISTRY['all'])}).")
 flags.DEFINE_bool("tflite_quantize", False,
                   "With --format=tflite also write a dynamic-range quantised model.")
-flags.DEFINE_integer("onnx_opset", onnx.DEFAULT_OPSET, "ONNX opset for --format=onnx.")
+flags.DEFINE_integer("onnx_opset", _REGISTRY["opset"], "ONNX opset for --format=onnx.")
 flags.DEFINE_string("calibration_split", None,
                     "Split whose first --calibration_num_images images calibrate the "
                     "activation ranges of --format=tflite_int8 (e.g. train).")
@@ -160,6 +169,11 @@ def _dataset_hooks(model_variant: str) -> dict:
 
 
 def main(argv):
+    import tensorflow as tf
+
+    from deeplab.export import exporter, formats
+    from deeplab.export.graph import ExportModule, ExportOptions
+
     if len(argv) > 1:
         raise flags.ValidationError(f"unexpected arguments: {' '.join(argv[1:])}")
     zoo_flags.resolve_checkpoint_flag(FLAGS, "checkpoint_path")
@@ -187,5 +201,10 @@ def main(argv):
           f"{', flipped' if export.flip else ''}) to {FLAGS.export_path}")
 
 
+def run() -> None:
+    """Console script deeplab-export; also `python export_model.py` from a checkout."""
+    entry.run(main, __doc__)
+
+
 if __name__ == "__main__":
-    entry.run(main)
+    run()

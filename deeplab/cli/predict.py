@@ -31,14 +31,13 @@ import numpy as np
 from absl import flags
 
 from deeplab import entry
-from deeplab.export.runners import load_exported_model
 from deeplab.flags import (
     define_inference_flags,
     define_model_flags,
     inference_options_from_flags,
     pair_flag,
 )
-from deeplab.model.predict import DEFAULT_MAX_PIXELS, Predictor
+from deeplab.model.options import DEFAULT_MAX_PIXELS
 from deeplab.utils.image_io import InputError, load_image, save_label_png
 from deeplab.zoo import flags as zoo_flags
 
@@ -109,6 +108,9 @@ def _padded_bands(model, options, inference, crop):
 def _band_function():
     """image float32 [1, H, W, 3] -> iterator of (y0, probabilities float32 [rows, W, C] or
     None, labels [rows, W]) covering the image top to bottom; from --model or --checkpoint."""
+    from deeplab.export.runners import load_exported_model  # TensorFlow: not for --help
+    from deeplab.model.predict import Predictor
+
     if FLAGS.model:
         if any(FLAGS[n].present for n in ("eval_scales", "add_flipped_images", "crop_size",
                                           "eval_window_size", "eval_window_stride")):
@@ -179,5 +181,10 @@ def main(argv):
     print(f"wrote {len(inputs)} label map(s) to {FLAGS.output_dir}")
 
 
+def run() -> None:
+    """Console script deeplab-predict; also `python predict.py` from a checkout."""
+    entry.run(main, __doc__)
+
+
 if __name__ == "__main__":
-    entry.run(main)
+    run()

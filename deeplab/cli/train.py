@@ -88,5 +88,10 @@ def main(argv):
               "(each named in a warning above)")
 
 
+def run() -> None:
+    """Console script deeplab-train; also `python train.py` from a checkout."""
+    entry.run(main, __doc__)
+
+
 if __name__ == "__main__":
-    entry.run(main)
+    run()

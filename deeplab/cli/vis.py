@@ -15,11 +15,11 @@ checkpoint in checkpoint_dir until max_number_of_iterations (0: until TRAINING_D
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from absl import flags
 
 from deeplab import entry
-from deeplab.evaluate import continuous, evaluator
 from deeplab.flags import (
     define_checkpoint_source_flags,
     define_damaged_records_flag,
@@ -32,8 +32,10 @@ from deeplab.flags import (
 )
 from deeplab.utils.progress import Progress
 from deeplab.vis import colormap
-from deeplab.vis.visualizer import Visualizer
 from deeplab.zoo import flags as zoo_flags
+
+if TYPE_CHECKING:  # evaluation imports TensorFlow: imported where used, so --help is quick
+    from deeplab.vis.visualizer import Visualizer
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("vis_logdir", None, "Where to write the pictures.")
@@ -76,6 +78,8 @@ def _palette(descriptor):
 
 
 def _visualizer(descriptor) -> Visualizer:
+    from deeplab.vis.visualizer import Visualizer
+
     raw_ids = descriptor.to_label_ids if descriptor.label_ids else None
     if raw_ids and FLAGS.also_save_raw_predictions:
         logging.info("raw predictions: class indices mapped to %s label ids", descriptor.name)
@@ -84,12 +88,16 @@ def _visualizer(descriptor) -> Visualizer:
 
 
 def _skipped_records(descriptor) -> int:
+    from deeplab.evaluate import evaluator
+
     options = evaluator.eval_input_options(descriptor, skip_damaged_records=True)
     return evaluator.skipped_records(FLAGS.dataset_dir, FLAGS.vis_split, options)
 
 
 def _visualize(predictor, descriptor, visualizer: Visualizer) -> int:
     """One pass over the split; returns the number of images."""
+    from deeplab.evaluate import evaluator
+
     input_options = evaluator.eval_input_options(
         descriptor, pair_flag(FLAGS, "vis_crop_size"), predictor.options.model_variant,
         **resize_flag_values(FLAGS),
@@ -108,6 +116,8 @@ def _visualize(predictor, descriptor, visualizer: Visualizer) -> int:
 
 
 def main(argv):
+    from deeplab.evaluate import continuous
+
     if len(argv) > 1:
         raise flags.ValidationError(f"unexpected arguments: {' '.join(argv[1:])}")
     zoo_flags.resolve_checkpoint_flag(FLAGS, "checkpoint_dir")
@@ -130,5 +140,10 @@ def main(argv):
               + skipped, flush=True)
 
 
+def run() -> None:
+    """Console script deeplab-vis; also `python vis.py` from a checkout."""
+    entry.run(main, __doc__)
+
+
 if __name__ == "__main__":
-    entry.run(main)
+    run()

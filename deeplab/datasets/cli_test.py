@@ -56,3 +56,17 @@ def test_bad_converter_flags_are_one_line_and_status_2(tmp_path, flag, message):
     assert failed.returncode == 2, failed.stderr
     assert failed.stderr.strip().splitlines()[-1].startswith(message.format(tmp=tmp_path))
     assert "Traceback" not in failed.stderr
+
+
+def test_the_old_paths_run_the_same_programs(tmp_path):
+    """`python datasets/<name>.py` and `python -m datasets.<name>` (wrappers kept for
+    existing scripts) run the converters of deeplab/datasets/, from any directory."""
+    repo = __file__.rsplit("/deeplab/datasets/", 1)[0]
+    by_path = subprocess.run([sys.executable, f"{repo}/datasets/make_list.py", "--help"],
+                             capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert "--label_dir" in by_path.stdout, by_path.stderr  # (absl's --help exits 1)
+    failed = _run("datasets.build_data_from_list", f"--data_root={tmp_path}",
+                  f"--data_lst={tmp_path}/none.txt", "--split_name=train", "--num_classes=3",
+                  f"--output_dir={tmp_path}/o")
+    assert failed.returncode == 2
+    assert failed.stderr.strip().endswith(f"error: {tmp_path}/none.txt: split file not found")

@@ -19,6 +19,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from deeplab.export import verify
+from deeplab.utils.quiet import cpp_stderr
 
 FILE_NAME = "model_int8.tflite"
 TOLERANCE = verify.Tolerance(max_abs_diff=1.0, mean_abs_diff=0.05, min_label_agreement=0.9,
@@ -36,7 +37,8 @@ def convert(frozen_function, calibration) -> bytes:
     converter.representative_dataset = lambda: ([image] for image in images)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
                                            tf.lite.OpsSet.TFLITE_BUILTINS]
-    return converter.convert()
+    with cpp_stderr():  # the converter's C++ INFO lines (fully_quantize: 0, ...)
+        return converter.convert()
 
 
 def write_int8(source, path: str) -> str:

@@ -21,6 +21,7 @@ import tensorflow as tf
 from deeplab.export import frozen, onnx, saved_model
 from deeplab.export.errors import ExportError
 from deeplab.export.graph import INPUT_NAME, LABELS_NAME, PROBABILITIES_NAME
+from deeplab.utils.quiet import cpp_stderr
 
 
 def as_uint8_images(images) -> np.ndarray:
@@ -187,7 +188,8 @@ class TfliteModel(ExportedModel):
     def _run(self, image):
         if self._shape != image.shape:
             self._interpreter.resize_tensor_input(self._input, image.shape)
-            self._interpreter.allocate_tensors()
+            with cpp_stderr():  # `INFO: Created TensorFlow Lite XNNPACK delegate for CPU.`
+                self._interpreter.allocate_tensors()
             self._shape = image.shape
         self._interpreter.set_tensor(self._input, image)
         self._interpreter.invoke()

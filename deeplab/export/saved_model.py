@@ -14,6 +14,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from deeplab.export.graph import ExportModule
+from deeplab.utils.quiet import cpp_stderr
 
 DIR_NAME = "saved_model"
 DEFAULT_SIGNATURE = "serving_default"
@@ -44,5 +45,6 @@ def signatures(module: ExportModule) -> dict:
 
 def write_saved_model(module: ExportModule, path: str) -> str:
     """Writes the SavedModel directory `path` (it must not exist yet); returns `path`."""
-    tf.saved_model.save(module, path, signatures=signatures(module))
+    with cpp_stderr():  # the writer's C++ INFO lines (Sharding callback duration ...)
+        tf.saved_model.save(module, path, signatures=signatures(module))
     return path

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from deeplab.utils.quiet import cpp_stderr
+
 FILE_NAME = "model.tflite"
 QUANTIZED_FILE_NAME = "model_dynamic_range.tflite"
 
@@ -21,7 +23,8 @@ def convert(frozen_function, quantize: bool = False) -> bytes:
     converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen_function])
     if quantize:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    return converter.convert()
+    with cpp_stderr():  # the converter's C++ INFO lines
+        return converter.convert()
 
 
 def write_tflite(frozen_function, path: str, quantize: bool = False) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 from collections.abc import Sequence
 
 NORMALIZATIONS = ("batch", "group")
@@ -31,10 +32,25 @@ def _int_tuple(value) -> tuple[int, ...] | None:
 
 
 def model_variants() -> tuple[str, ...]:
-    """Every registered `model_variant` (read from the backbone registry)."""
+    """Every registered `model_variant`: the backbone registry's when it is loaded, else
+    its names as remembered by deeplab.utils.names_cache (the registry imports Keras)."""
+    registry = sys.modules.get("deeplab.model.backbones")
+    if registry is not None:
+        return registry.MODEL_VARIANTS
+    from deeplab.utils.names_cache import cached
+
+    return cached("model_variants", _registered_variants)
+
+
+def _registered_variants() -> tuple[str, ...]:
     from deeplab.model.backbones import MODEL_VARIANTS
 
     return MODEL_VARIANTS
+
+
+# predict: images with more pixels run as windows (about 2048 x 2048: whole Cityscapes frames
+# still run whole); here, not in deeplab.model.predict, so flags can use it without TensorFlow
+DEFAULT_MAX_PIXELS = 2048 * 2048
 
 
 @dataclasses.dataclass(frozen=True)

@@ -30,7 +30,7 @@ import tensorflow as tf
 from deeplab.model import conv
 from deeplab.model.backbones import mean_pixel
 from deeplab.model.layers import resize_bilinear_align_corners
-from deeplab.model.options import ModelOptions
+from deeplab.model.options import DEFAULT_MAX_PIXELS, ModelOptions
 
 
 def logits_stride(options: ModelOptions) -> int:
@@ -38,9 +38,8 @@ def logits_stride(options: ModelOptions) -> int:
     return options.decoder_output_stride or options.output_stride
 
 
-# Images with more pixels run as windows (about 2048 x 2048: whole Cityscapes frames still
-# run whole); the automatic windows are at most AUTO_WINDOW pixels high and wide.
-DEFAULT_MAX_PIXELS = 2048 * 2048
+# Images with more pixels than DEFAULT_MAX_PIXELS (in deeplab.model.options) run as windows;
+# the automatic windows are at most AUTO_WINDOW pixels high and wide.
 AUTO_WINDOW = 1025
 
 

@@ -18,7 +18,6 @@ from deeplab.flags import (
     define_model_flags,
     define_resize_flags,
 )
-from deeplab.train.losses import LOSSES
 from deeplab.train.options import (
     LEARNING_POLICIES,
     MERGE_METHODS,
@@ -26,6 +25,7 @@ from deeplab.train.options import (
     OPTIMIZERS,
     PRECISIONS,
     TrainOptions,
+    loss_names,
 )
 
 _T = TrainOptions(train_logdir="")
@@ -102,7 +102,7 @@ def _define_loss_flags(fv):
                               "Per-class loss weights, repeated (one per class), or auto "
                               "(alias median_frequency): from the split's pixel counts in "
                               "dataset.json.", flag_values=fv)
-    flags.DEFINE_enum("loss", _T.loss, list(LOSSES),
+    flags.DEFINE_enum("loss", _T.loss, list(loss_names()),
                       "Training loss (deeplab.train.losses.LOSSES).", flag_values=fv)
     flags.DEFINE_multi_float("image_pyramid", None,
                              "Training scales, repeated (e.g. 0.5 and 1.0): one loss per "

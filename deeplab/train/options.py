@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
 
 OPTIMIZERS = ("momentum", "adam")
 # How momentum is kept: "tf1" as the original (TF1 MomentumOptimizer: a = m * a + g,
@@ -122,6 +123,20 @@ class TrainOptions:
 
 
 def _loss_names() -> tuple[str, ...]:
+    """The names in deeplab.train.losses.LOSSES; from deeplab.utils.names_cache unless the
+    registry is loaded (it imports TensorFlow; defining train.py's flags should not)."""
+    registry = sys.modules.get("deeplab.train.losses")
+    if registry is not None:
+        return tuple(registry.LOSSES)
+    from deeplab.utils.names_cache import cached
+
+    return cached("losses", _read_loss_names)
+
+
+def _read_loss_names() -> tuple[str, ...]:
     from deeplab.train.losses import LOSSES
 
     return tuple(LOSSES)
+
+
+loss_names = _loss_names

@@ -1,14 +1,38 @@
 """A tiny progress bar: count, rate per second and ETA, without third-party packages.
 
 On a terminal it rewrites one line with `\\r`; otherwise (logs, CI) it prints a full line at
-most every `interval` seconds and once at the end.
+most every `interval` seconds and once at the end. While a terminal bar is shown, a log
+record (Python logging, absl) first clears the bar's line, so the record gets a line of its
+own, and the bar is drawn again at the next update.
 """
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from typing import TextIO
+
+_SHOWN: list[Progress] = []  # the terminal bar on screen now (at most one)
+
+
+class _ClearsBar(logging.Filter):
+    """Handler filter: clears the shown terminal bar before the record is written."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if _SHOWN:
+            _SHOWN[-1].clear()
+        return True
+
+
+_CLEARS_BAR = _ClearsBar()
+
+
+def _watch_log_handlers() -> None:
+    """Puts the bar-clearing filter on the root logger's handlers (absl's among them)."""
+    for handler in logging.getLogger().handlers:
+        if _CLEARS_BAR not in handler.filters:
+            handler.addFilter(_CLEARS_BAR)
 
 
 def _format_seconds(seconds: float) -> str:
@@ -47,6 +71,7 @@ class Progress:
         self._start = clock()
         self._last = None
         self._closed = False
+        self._cleared = False
 
     def __enter__(self) -> Progress:
         return self
@@ -70,13 +95,24 @@ class Progress:
         """Adds `n` finished items and reports if `interval` seconds passed since the last."""
         self.count += n
         now = self._clock()
-        if self._last is None or now - self._last >= self.interval:
+        if self._last is None or now - self._last >= self.interval or self._cleared:
             self._last = now
             self._write()
+
+    def clear(self) -> None:
+        """Erases the terminal bar's line (it is drawn again at the next update)."""
+        if self.tty and not self._cleared and self in _SHOWN:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+            self._cleared = True
 
     def _write(self) -> None:
         if self.tty:
             self.stream.write("\r" + self.line() + "\x1b[K")
+            self._cleared = False
+            if self not in _SHOWN:
+                _SHOWN.append(self)
+                _watch_log_handlers()
         else:
             self.stream.write(self.line() + "\n")
         self.stream.flush()
@@ -90,3 +126,4 @@ class Progress:
         if self.tty:
             self.stream.write("\n")
             self.stream.flush()
+            _SHOWN.remove(self)

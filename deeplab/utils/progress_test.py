@@ -51,3 +51,27 @@ def test_unknown_total():
     clock.now = 2.0
     bar.update(4)
     assert out.getvalue() == "4 2.0/s\n"
+
+
+def test_a_log_record_clears_the_terminal_bar_and_gets_its_own_line():
+    import logging
+
+    clock = _FakeClock()
+    out = _Tty()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        with Progress(3, "train", stream=out, interval=100.0, clock=clock) as bar:
+            clock.now = 1.0
+            bar.update()
+            logging.getLogger("deeplab.test").warning("step 1 loss 0.5")
+            clock.now = 2.0
+            bar.update()  # within the interval, but the bar was cleared: drawn again
+    finally:
+        root.removeHandler(handler)
+    lines = out.getvalue().split("\n")
+    assert lines[0] == "\rtrain: 1/3 1.0/s ETA 00:02\x1b[K\r\x1b[Kstep 1 loss 0.5"
+    assert lines[1].startswith("\rtrain: 2/3 1.0/s ETA 00:01\x1b[K")
+    assert lines[2:] == [""]  # close: the bar's last state, then a newline

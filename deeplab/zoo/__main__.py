@@ -14,11 +14,10 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from deeplab.zoo import cache  # noqa: E402
-from deeplab.zoo.registry import ZooError, get_entry, load_registry, unavailable_reason  # noqa: E402
+from deeplab.zoo.registry import ZooError, get_entry, load_registry  # noqa: E402
 
 
-def _status(entry) -> str:
-    reason = unavailable_reason(entry)
+def _status(entry, reason: str | None) -> str:
     if reason:
         return f"not built ({entry.requires or reason})"
     if cache.is_cached(entry):
@@ -32,10 +31,12 @@ def _status(entry) -> str:
 def table_rows():
     """[(name, backbone, dataset, published, size, status)] for every registry entry."""
     rows = []
-    for entry in load_registry().values():
+    entries = list(load_registry().values())
+    reasons = cache.unavailable_reasons(entries)
+    for entry in entries:
         size = f"{entry.size_mb:g} MB" if entry.size_mb else "?"
         rows.append((entry.name, entry.backbone, entry.dataset or "(backbone)",
-                     entry.summary() or "-", size, _status(entry)))
+                     entry.summary() or "-", size, _status(entry, reasons[entry.name])))
     return rows
 
 
@@ -101,4 +102,7 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
+    from deeplab.utils import quiet
+
+    quiet.quiet_tensorflow_import()
     sys.exit(main())

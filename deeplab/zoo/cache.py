@@ -15,6 +15,7 @@ put at `downloads/<file name>` by hand is used as is.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import http.client
 import json
@@ -29,23 +30,32 @@ import urllib.error
 import urllib.request
 import zlib
 
+from deeplab.utils.atomic import write_json_atomically
+from deeplab.utils.names_cache import (  # noqa: F401 - HOME_ENV: cache.HOME_ENV for users
+    HOME_ENV,
+    PACKAGE_DIR,
+    deeplab_home,
+    fingerprint,
+)
 from deeplab.utils.progress import Progress
 from deeplab.utils.run_options import TRAINING_DONE, save_run_options
 from deeplab.zoo.registry import ZooEntry, ZooError, unavailable_reason
 
-HOME_ENV = "DEEPLAB_HOME"
 URL_ENV = "DEEPLAB_ZOO_URL"
 SHA_FILE = "sha256.json"
 ENTRY_FILE = "zoo_entry.json"
 VERIFICATION_FILE = "verification.json"
+AVAILABILITY_FILE = "availability.json"
 FROZEN_GRAPH = "frozen_inference_graph.pb"
 SIZE_TOLERANCE = 0.2  # published sizes are rounded MB (and MB may mean MiB)
 CHUNK = 1 << 20
 ATTEMPTS = 4
 
 
-def deeplab_home() -> str:
-    return os.path.expanduser(os.environ.get(HOME_ENV) or "~/.cache/deeplab_tf2")
+def _model_code_fingerprint() -> str:
+    """Changes when deeplab/model's files (what `unavailable_reason` runs) or the
+    interpreter do."""
+    return fingerprint(os.path.join(PACKAGE_DIR, "model"))
 
 
 def zoo_dir() -> str:
@@ -72,6 +82,35 @@ def source_url(entry: ZooEntry) -> str:
     if "://" not in base:
         base = pathlib.Path(base).expanduser().resolve().as_uri()
     return base.rstrip("/") + "/" + entry.file_name
+
+
+def unavailable_reasons(entries) -> dict[str, str | None]:
+    """{name: `unavailable_reason(entry)`} for `entries`, remembered in
+    <zoo dir>/availability.json while deeplab/model's files and the entry stay the same:
+    answering needs the backbone registry (TensorFlow, seconds), listing the zoo should not."""
+    path = os.path.join(zoo_dir(), AVAILABILITY_FILE)
+    stamp = _model_code_fingerprint()
+    try:
+        with open(path, encoding="utf-8") as f:
+            saved = json.load(f)
+    except (OSError, ValueError):
+        saved = {}
+    known = saved.get("entries", {}) if saved.get("fingerprint") == stamp else {}
+    found, changed = {}, False
+    for entry in entries:
+        key = json.dumps(dataclasses.asdict(entry), sort_keys=True, default=str)
+        if known.get(entry.name, {}).get("key") == key:
+            found[entry.name] = {"key": key, "reason": known[entry.name]["reason"]}
+        else:
+            found[entry.name] = {"key": key, "reason": unavailable_reason(entry)}
+            changed = True
+    if changed:
+        try:
+            os.makedirs(zoo_dir(), exist_ok=True)
+            write_json_atomically(path, {"fingerprint": stamp, "entries": found})
+        except OSError:
+            pass  # a read-only cache: answered, not remembered
+    return {name: value["reason"] for name, value in found.items()}
 
 
 # --- download -------------------------------------------------------------------------------

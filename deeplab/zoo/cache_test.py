@@ -194,3 +194,23 @@ def test_original_format_checkpoint_of_the_reference_fixtures(zoo_home, tmp_path
         "verification.json", "zoo_entry.json"])
     with open(os.path.join(folder, "checkpoint")) as f:  # no longer the writer's tmp path
         assert f.readline() == 'model_checkpoint_path: "model.ckpt"\n'
+
+
+def test_availability_is_remembered_until_the_model_code_or_the_entry_changes(
+        tmp_path, monkeypatch):
+    """`zoo list` answers from availability.json (no TensorFlow) while deeplab/model's files
+    and the entry are unchanged; a change asks unavailable_reason again."""
+    monkeypatch.setenv(cache.HOME_ENV, str(tmp_path))
+    good = testing.zoo_entry()
+    bad = testing.zoo_entry(name="tiny_bad", model={"model_variant": "no_such_net"})
+    first = cache.unavailable_reasons([good, bad])
+    assert first["tiny_synthetic"] is None and "no_such_net" in first["tiny_bad"]
+    asked = []
+    monkeypatch.setattr(cache, "unavailable_reason", lambda e: asked.append(e.name) or "x")
+    assert cache.unavailable_reasons([good, bad]) == first and asked == []
+    changed = testing.zoo_entry(name="tiny_bad", model={"model_variant": "mobilenet_v2"})
+    assert cache.unavailable_reasons([good, changed]) == {"tiny_synthetic": None,
+                                                          "tiny_bad": "x"}
+    assert asked == ["tiny_bad"]
+    monkeypatch.setattr(cache, "_model_code_fingerprint", lambda: "edited")
+    assert cache.unavailable_reasons([good]) == {"tiny_synthetic": "x"}
