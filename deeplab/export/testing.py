@@ -48,11 +48,15 @@ def calibrate_batch_norm(model: keras.Model, height: int = 65, width: int = 65,
         layer.momentum = momentum
 
 
-def small_model(options: ModelOptions = SMALL_OPTIONS, seed: int = 1) -> keras.Model:
-    """MobileNetV2 x0.5 DeepLab with 5 classes, Glorot logits and calibrated batch norm."""
+def small_model(options: ModelOptions = SMALL_OPTIONS, seed: int = 1,
+                glorot_logits: bool = True) -> keras.Model:
+    """MobileNetV2 x0.5 DeepLab with 5 classes and calibrated batch norm; its logits
+    Glorot-uniform (`redraw_logits`) unless `glorot_logits` is False (the original's
+    fresh-layer draw)."""
     keras.utils.set_random_seed(seed)
     model = build_model(options)
-    redraw_logits(model, seed)
+    if glorot_logits:
+        redraw_logits(model, seed)
     calibrate_batch_norm(model)
     return model
 

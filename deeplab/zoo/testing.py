@@ -42,7 +42,7 @@ def tarball_model(seed: int = 1):
     from deeplab.model.options import ModelOptions
 
     options = ModelOptions(num_classes=NUM_CLASSES, **MODEL_FIELDS)
-    return small_model(options, seed=seed), options
+    return small_model(options, seed=seed, glorot_logits=False), options
 
 
 def build_tarballs(out_dir: str, top: str = "deeplab_tiny") -> dict[str, str]:
