@@ -59,6 +59,10 @@ def _fixtures() -> dict[str, Fixture]:
     fixtures["mobilenet_edgetpu_slim"] = Fixture(ModelOptions(
         model_variant="mobilenet_edgetpu", num_classes=19, depth_multiplier=0.75,
         aspp_convs_filters=128), 2e-3, 1_972_443)
+    for variant, params in (("resnet_v1_18", 12_356_613), ("resnet_v1_18_beta", 12_338_421)):
+        fixtures[variant] = Fixture(ModelOptions(
+            model_variant=variant, atrous_rates=(6, 12, 18), decoder_output_stride=4), 2e-3,
+            params)
     return fixtures
 
 

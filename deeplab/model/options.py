@@ -34,6 +34,11 @@ def model_variants() -> tuple[str, ...]:
     return MODEL_VARIANTS
 
 
+def multi_grid_length(model_variant: str) -> int:
+    """Entries of `multi_grid`: one per unit of the last block (2 for ResNet-18, else 3)."""
+    return 2 if model_variant.startswith("resnet_v1_18") else 3
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelOptions:
     """Settings that change the DeepLabv3 / DeepLabv3+ network, and nothing else.
@@ -46,7 +51,8 @@ class ModelOptions:
       output_stride: input size / backbone feature size: 8, 16 or 32.
       decoder_output_stride: stride of the decoder (4; 8 for MobileNetV3), or None for no
         decoder; must be a decoder end point of the backbone.
-      multi_grid: unit rates of the last ResNet block, e.g. (1, 2, 4); None means (1, 1, 1).
+      multi_grid: unit rates of the last ResNet block, e.g. (1, 2, 4) (two entries for
+        ResNet-18); None means all 1.
       depth_multiplier: MobileNet width multiplier (e.g. 1.0, 0.75, 0.5).
       add_image_level_feature: whether ASPP has the image pooling branch.
       image_pooling_crop_size: (h, w) whose feature size sets the pooling kernel; None pools
@@ -131,8 +137,11 @@ class ModelOptions:
             raise ValueError(f"num_classes={self.num_classes} must be positive")
         if self.normalization not in NORMALIZATIONS:
             raise ValueError(f"normalization={self.normalization!r} is not one of {NORMALIZATIONS}")
-        if self.multi_grid is not None and len(self.multi_grid) != 3:
-            raise ValueError(f"multi_grid={self.multi_grid} must have three entries")
+        if self.multi_grid is not None and len(self.multi_grid) != multi_grid_length(
+                self.model_variant):
+            raise ValueError(f"multi_grid={self.multi_grid} must have "
+                             f"{multi_grid_length(self.model_variant)} entries for "
+                             f"{self.model_variant}")
         if self.decoder_output_is_logits and self.decoder_output_stride is None:
             raise ValueError("decoder_output_is_logits needs a decoder (decoder_output_stride)")
         if self.decoder_output_is_logits and self.decoder_filters != self.num_classes:
