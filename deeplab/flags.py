@@ -21,8 +21,6 @@ _D = ModelOptions()
 
 # Original flags this implementation does not support: accepted at their defaults only.
 UNSUPPORTED_DEFAULTS = {
-    "use_bounded_activation": False,
-    "prediction_with_upsampled_logits": True,
     "quantize_delay_step": -1,
 }
 
@@ -91,6 +89,14 @@ def define_model_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
                       flag_values=fv)
     flags.DEFINE_integer("group_norm_groups", _D.group_norm_groups, "GroupNorm groups.",
                          flag_values=fv)
+    flags.DEFINE_boolean("use_bounded_activation", _D.use_bounded_activation,
+                         "ReLU6 and [-6, 6] clips where the original bounds activations "
+                         "(ASPP, decoder, Xception), for quantised inference.", flag_values=fv)
+    flags.DEFINE_boolean("prediction_with_upsampled_logits",
+                         _D.prediction_with_upsampled_logits,
+                         "Labels from logits upsampled to the image (bilinear); false: argmax "
+                         "at the logits' stride, labels upsampled nearest-neighbour (single "
+                         "scale).", flag_values=fv)
     for name, default in UNSUPPORTED_DEFAULTS.items():
         definer = {bool: flags.DEFINE_boolean, str: flags.DEFINE_string,
                    int: flags.DEFINE_integer}[type(default)]
@@ -148,6 +154,8 @@ def model_flag_values(fv: flags.FlagValues) -> dict:
         "batch_norm_decay": fv.batch_norm_decay,
         "normalization": fv.normalization,
         "group_norm_groups": fv.group_norm_groups,
+        "use_bounded_activation": fv.use_bounded_activation,
+        "prediction_with_upsampled_logits": fv.prediction_with_upsampled_logits,
     }
     if values["decoder_output_stride"]:
         values["decoder_output_stride"] = values["decoder_output_stride"][0]

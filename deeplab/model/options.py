@@ -76,6 +76,13 @@ class ModelOptions:
       aspp_convs_filters: channels of every ASPP branch.
       decoder_filters: channels of the decoder convolutions.
       batch_norm_decay: moving-average decay of ASPP / decoder BN (Keras `momentum`).
+      use_bounded_activation: ReLU6 instead of ReLU in ASPP (not image pooling), the decoder
+        and Xception, whose separable convs and residual adds are also clipped to [-6, 6]
+        (the original's choice for quantised inference; other backbones are unchanged).
+      prediction_with_upsampled_logits: labels from the logits upsampled to the image
+        (bilinear); False takes the argmax at the logits' stride and upsamples the labels
+        (nearest neighbour, align_corners), as the original's `predict_labels`; single scale
+        without flipping only (multi-scale always upsamples logits, as the original).
       normalization: "batch" (BatchNorm, as the original) or "group" (GroupNorm).
       group_norm_groups: groups for GroupNorm (channels that do not divide use the largest
         divisor below it).
@@ -104,6 +111,8 @@ class ModelOptions:
     aspp_convs_filters: int = 256
     decoder_filters: int = 256
     batch_norm_decay: float = 0.9997
+    use_bounded_activation: bool = False
+    prediction_with_upsampled_logits: bool = True
     normalization: str = "batch"
     group_norm_groups: int = 32
 
