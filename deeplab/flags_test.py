@@ -21,3 +21,11 @@ def test_bounded_activation_and_label_upsampling_flags_reach_the_options():
                      "--model_variant=resnet_v1_18", "--multi_grid=1", "--multi_grid=2")
     assert given.use_bounded_activation and not given.prediction_with_upsampled_logits
     assert given.multi_grid == (1, 2)
+
+
+def test_nas_flags_reach_the_options():
+    given = _options("--model_variant=nas_hnasnet", "--output_stride=8",
+                     "--nas_stem_output_num_conv_filters=8", "--nas_use_classification_head",
+                     "--nas_remove_os32_stride", "--drop_path_keep_prob=0.7")
+    assert (given.nas_stem_output_num_conv_filters, given.nas_use_classification_head,
+            given.nas_remove_os32_stride, given.drop_path_keep_prob) == (8, True, True, 0.7)

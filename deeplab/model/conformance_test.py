@@ -63,6 +63,12 @@ def _fixtures() -> dict[str, Fixture]:
         fixtures[variant] = Fixture(ModelOptions(
             model_variant=variant, atrous_rates=(6, 12, 18), decoder_output_stride=4), 2e-3,
             params)
+    fixtures["nas_pnasnet"] = Fixture(ModelOptions(
+        model_variant="nas_pnasnet", atrous_rates=(6, 12, 18), decoder_output_stride=4), 5e-3,
+        2_602_069)
+    fixtures["nas_hnasnet"] = Fixture(ModelOptions(
+        model_variant="nas_hnasnet", output_stride=8, atrous_rates=(12, 24, 36),
+        decoder_output_stride=4), 5e-3, 7_823_205)
     return fixtures
 
 

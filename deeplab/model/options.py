@@ -83,6 +83,13 @@ class ModelOptions:
         (bilinear); False takes the argmax at the logits' stride and upsamples the labels
         (nearest neighbour, align_corners), as the original's `predict_labels`; single scale
         without flipping only (multi-scale always upsamples logits, as the original).
+      nas_stem_output_num_conv_filters: NAS backbones' branch width F at stride 4 (the cells
+        at stride 4 * 2^l use F * 2^l).
+      nas_use_classification_head: NAS backbones end with the original's classification
+        head (3x3 convs down to stride 32, dilated past output_stride, then 1x1 2048).
+      nas_remove_os32_stride: NAS cells of the stride-32 level run at stride 16.
+      drop_path_keep_prob: NAS drop path while training: the last cell keeps each path with
+        this probability, earlier ones proportionally more (1.0: off; inference: off).
       normalization: "batch" (BatchNorm, as the original) or "group" (GroupNorm).
       group_norm_groups: groups for GroupNorm (channels that do not divide use the largest
         divisor below it).
@@ -113,6 +120,10 @@ class ModelOptions:
     batch_norm_decay: float = 0.9997
     use_bounded_activation: bool = False
     prediction_with_upsampled_logits: bool = True
+    nas_stem_output_num_conv_filters: int = 20
+    nas_use_classification_head: bool = False
+    nas_remove_os32_stride: bool = False
+    drop_path_keep_prob: float = 1.0
     normalization: str = "batch"
     group_norm_groups: int = 32
 
@@ -151,6 +162,11 @@ class ModelOptions:
             raise ValueError(f"multi_grid={self.multi_grid} must have "
                              f"{multi_grid_length(self.model_variant)} entries for "
                              f"{self.model_variant}")
+        if not 0.0 < self.drop_path_keep_prob <= 1.0:
+            raise ValueError(f"drop_path_keep_prob={self.drop_path_keep_prob} must be in (0, 1]")
+        if self.nas_stem_output_num_conv_filters < 1:
+            raise ValueError("nas_stem_output_num_conv_filters="
+                             f"{self.nas_stem_output_num_conv_filters} must be positive")
         if self.decoder_output_is_logits and self.decoder_output_stride is None:
             raise ValueError("decoder_output_is_logits needs a decoder (decoder_output_stride)")
         if self.decoder_output_is_logits and self.decoder_filters != self.num_classes:
