@@ -94,19 +94,23 @@ def _relu(x, scope: str):
 class DropPath(keras.layers.Layer):
     """Drops the whole path of a sample while training (the original's `_apply_drop_path`):
     x * floor(keep + U[0, 1)) / keep per sample, with keep = 1 - progress * (1 - keep_prob),
-    keep_prob already scaled to the cell's depth. `progress` (0..1, training step / total
-    steps) is a plain tf.Variable, not a model weight; `set_drop_path_progress` sets it.
-    Identity at inference or with keep_prob 1."""
+    keep_prob already scaled to the cell's depth and progress = min(1, step / total steps)
+    (the original's ramp), read from the schedule `attach_drop_path_schedule` gives (without
+    one: progress 1). Identity at inference or with keep_prob 1. No weights."""
 
     def __init__(self, keep_prob: float, **kwargs):
         super().__init__(**kwargs)
         self.keep_prob = float(keep_prob)
-        self._progress = tf.Variable(1.0, trainable=False, dtype=tf.float32)
+        self._schedule = []  # [callable -> float32 progress]; a list so nothing is tracked
+
+    def progress(self):
+        """Training progress 0..1 (float32 tensor): the attached schedule's, else 1."""
+        return self._schedule[0]() if self._schedule else tf.constant(1.0)
 
     def call(self, x, training=None):
         if not training or self.keep_prob >= 1.0:
             return x
-        keep = 1.0 - self._progress * (1.0 - self.keep_prob)
+        keep = 1.0 - self.progress() * (1.0 - self.keep_prob)
         noise = tf.random.uniform([tf.shape(x)[0], 1, 1, 1], dtype=tf.float32)
         mask = tf.floor(keep + noise)
         return x * tf.cast(mask / keep, x.dtype)
@@ -115,11 +119,16 @@ class DropPath(keras.layers.Layer):
         return {**super().get_config(), "keep_prob": self.keep_prob}
 
 
-def set_drop_path_progress(model: keras.Model, progress: float) -> None:
-    """Sets every DropPath's training progress (step / total training steps, clipped to 1)."""
+def attach_drop_path_schedule(model: keras.Model, step, total_steps: int) -> None:
+    """Ramps every DropPath of `model` in over training, as the original: progress =
+    min(1, step / total_steps). step: a variable read at each call (e.g. the optimizer's
+    iterations); a model without DropPath is left alone."""
+    def progress():
+        return tf.minimum(1.0, tf.cast(step, tf.float32) / float(max(1, total_steps)))
+
     for layer in model._flatten_layers(include_self=False):
         if isinstance(layer, DropPath):
-            layer._progress.assign(min(1.0, max(0.0, float(progress))))
+            layer._schedule[:] = [progress]
 
 
 @dataclasses.dataclass

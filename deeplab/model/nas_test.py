@@ -6,6 +6,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from deeplab.checkpoints.io import variable_map
 from deeplab.model import nas
@@ -65,5 +66,9 @@ def test_drop_path_scales_with_depth_and_progress_and_is_off_at_inference():
     np.testing.assert_array_equal(layer(x, training=False), x)
     kept = layer(x, training=True).numpy()[:, 0, 0, 0]
     assert set(np.unique(kept)) <= {0.0, 2.0} and 0.35 < (kept > 0).mean() < 0.65
-    nas.set_drop_path_progress(model, 0.0)  # the ramp starts with nothing dropped
-    np.testing.assert_array_equal(layer(x, training=True), x)
+    step = tf.Variable(0, dtype=tf.int64)
+    nas.attach_drop_path_schedule(model, step, total_steps=100)
+    np.testing.assert_array_equal(layer(x, training=True), x)  # step 0: nothing dropped
+    step.assign(50)  # halfway: keep 0.75
+    kept = layer(x, training=True).numpy()[:, 0, 0, 0]
+    assert set(np.unique(kept)) <= {0.0, np.float32(1 / 0.75)} and 0.6 < (kept > 0).mean() < 0.9

@@ -42,6 +42,7 @@ from deeplab.checkpoints.io import (
     verify_checkpoint,
 )
 from deeplab.data.pipeline import InputOptions, make_dataset
+from deeplab.model import nas  # issue 26: drop path schedule
 from deeplab.model.deeplab import build_model
 from deeplab.model.layers import tf1_scope
 from deeplab.model.options import ModelOptions
@@ -149,6 +150,9 @@ class Trainer:
                 freeze_batch_norm(self.model)
             self.optimizer = make_optimizer(options)
             self.optimizer.build(self.model.trainable_variables)
+            # issue 26: NAS drop path ramps in over training (no-op without DropPath layers)
+            nas.attach_drop_path_schedule(self.model, self.optimizer.iterations,
+                                          options.training_number_of_steps)
             self.checkpoint = model_checkpoint(self.model, optimizer=self.optimizer)
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, self._checkpoint_dir(), max_to_keep=options.keep_checkpoint_max,
