@@ -29,7 +29,14 @@ import tensorflow as tf
 from deeplab.model.aspp import scale_dimension
 from deeplab.model.backbone_spec import OUTPUT, BackboneSpec
 from deeplab.model.conv import Conv2D, fold_batch_norm
-from deeplab.model.layers import NormSpec, ResizeLike, fixed_padding, keras_name, norm_layer
+from deeplab.model.layers import (
+    NormSpec,
+    ResizeLike,
+    fixed_padding,
+    keras_name,
+    norm_layer,
+    resize_bilinear_align_corners,
+)
 
 NORM_EPSILON = 1e-3
 NORM_DECAY = 0.9997
@@ -166,8 +173,6 @@ class _HalfSize(keras.layers.Layer):
     """Bilinear (align_corners) resize to scale_dimension(d, 0.5) = (d - 1) // 2 + 1."""
 
     def call(self, x):
-        from deeplab.model.layers import resize_bilinear_align_corners
-
         size = (tf.shape(x)[1:3] - 1) // 2 + 1
         return resize_bilinear_align_corners(x, size)
 
@@ -244,8 +249,6 @@ class _Upsample2x(keras.layers.Layer):
     """Bilinear (align_corners) resize to scale_dimension(d, 2) = (d - 1) * 2 + 1."""
 
     def call(self, x):
-        from deeplab.model.layers import resize_bilinear_align_corners
-
         return resize_bilinear_align_corners(x, (tf.shape(x)[1:3] - 1) * 2 + 1)
 
     def compute_output_shape(self, shape):
