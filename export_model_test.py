@@ -110,3 +110,23 @@ def test_int8_export_is_calibrated_on_a_split_and_its_miou_checked(tmp_path):
     missing = _run("export_model.py", f"--checkpoint_path={train}",
                    f"--export_path={tmp_path / 'no'}", "--format=tflite_int8")
     assert missing.returncode == 2 and "needs --calibration_split" in missing.stderr
+
+
+@pytest.mark.parametrize("variant,trained,given,want", [
+    ("nas_pnasnet", 16, None, 16),  # NAS: the output stride selects the network; kept
+    ("nas_pnasnet", 16, 32, 32),
+    ("mobilenet_v2", 16, None, 8),  # atrous backbones: the original export's 8
+])
+def test_export_output_stride_default(tmp_path, variant, trained, given, want):
+    import export_model
+    from deeplab.model.options import ModelOptions
+
+    save_run_options(str(tmp_path), model=ModelOptions(model_variant=variant,
+                                                       output_stride=trained))
+    flags = export_model.FLAGS
+    flags.unparse_flags()
+    try:
+        flags(["export_model"] + ([f"--output_stride={given}"] if given else []))
+        assert export_model._stride_fields(str(tmp_path))["output_stride"] == want
+    finally:
+        flags.unparse_flags()

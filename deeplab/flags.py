@@ -25,8 +25,6 @@ ORIGINAL_BATCH_NORM_DECAY = 0.9997
 
 # Original flags this implementation does not support: accepted at their defaults only.
 UNSUPPORTED_DEFAULTS = {
-    "use_bounded_activation": False,
-    "prediction_with_upsampled_logits": True,
     "quantize_delay_step": -1,
 }
 
@@ -103,6 +101,28 @@ def define_model_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
                       flag_values=fv)
     flags.DEFINE_integer("group_norm_groups", _D.group_norm_groups, "GroupNorm groups.",
                          flag_values=fv)
+    flags.DEFINE_boolean("use_bounded_activation", _D.use_bounded_activation,
+                         "ReLU6 and [-6, 6] clips where the original bounds activations "
+                         "(ASPP, decoder, Xception), for quantised inference.", flag_values=fv)
+    flags.DEFINE_boolean("prediction_with_upsampled_logits",
+                         _D.prediction_with_upsampled_logits,
+                         "Labels from logits upsampled to the image (bilinear); false: argmax "
+                         "at the logits' stride, labels upsampled nearest-neighbour (single "
+                         "scale).", flag_values=fv)
+    flags.DEFINE_integer("nas_stem_output_num_conv_filters",
+                         _D.nas_stem_output_num_conv_filters,
+                         "NAS backbones: branch width at stride 4 (doubles per level).",
+                         flag_values=fv)
+    flags.DEFINE_boolean("nas_use_classification_head", _D.nas_use_classification_head,
+                         "NAS backbones end with the original's classification head "
+                         "(convs down to stride 32, then 1x1 2048).", flag_values=fv)
+    flags.DEFINE_boolean("nas_remove_os32_stride", _D.nas_remove_os32_stride,
+                         "NAS backbones: the stride-32 cells run at stride 16.", flag_values=fv)
+    # A training flag in the original (train.py); defined here because it reaches the
+    # network through ModelOptions (inference never drops paths).
+    flags.DEFINE_float("drop_path_keep_prob", _D.drop_path_keep_prob,
+                       "NAS training: probability of keeping each cell path (last cell; "
+                       "earlier cells keep more); 1.0 turns drop path off.", flag_values=fv)
     for name, default in UNSUPPORTED_DEFAULTS.items():
         define_like(name, default, "Original flag; only its default is supported.", fv)
 
@@ -170,6 +190,12 @@ def model_flag_values(fv: flags.FlagValues) -> dict:
         "head_batch_norm_decay": fv.head_batch_norm_decay,
         "normalization": fv.normalization,
         "group_norm_groups": fv.group_norm_groups,
+        "use_bounded_activation": fv.use_bounded_activation,
+        "prediction_with_upsampled_logits": fv.prediction_with_upsampled_logits,
+        "nas_stem_output_num_conv_filters": fv.nas_stem_output_num_conv_filters,
+        "nas_use_classification_head": fv.nas_use_classification_head,
+        "nas_remove_os32_stride": fv.nas_remove_os32_stride,
+        "drop_path_keep_prob": fv.drop_path_keep_prob,
     }
     if values["decoder_output_stride"]:
         values["decoder_output_stride"] = values["decoder_output_stride"][0]

@@ -85,7 +85,8 @@ zoo_flags.define_model_zoo_flag(FLAGS)
 FLAGS.set_default("output_stride", EXPORT_OUTPUT_STRIDE)
 FLAGS["output_stride"].help = (
     "Output stride of the exported network; defaults to 8 as the original's export, whatever "
-    "the training run used (its atrous rates are rescaled unless --atrous_rates is given).")
+    "the training run used (its atrous rates are rescaled unless --atrous_rates is given; "
+    "NAS backbones keep the run's: their output stride selects the network).")
 flags.declare_key_flag("output_stride")  # listed by --help, not only --helpfull
 flags.declare_key_flag("atrous_rates")
 flags.declare_key_flag("model_variant")
@@ -94,7 +95,13 @@ flags.declare_key_flag("model_variant")
 def _stride_fields(checkpoint: str) -> dict:
     """output_stride (8 unless given) and, when it changes the saved one, rescaled rates."""
     fields = {"output_stride": FLAGS.output_stride}
+    from deeplab.model.backbones import get_backbone
+
     saved = load_model_options(checkpoint)
+    if saved is not None and not FLAGS["output_stride"].present and \
+            not get_backbone(saved.model_variant).atrous:
+        # NAS: the output stride selects another network, not atrous rates; keep the run's.
+        return {"output_stride": saved.output_stride}
     if saved is None or saved.output_stride == FLAGS.output_stride or FLAGS.atrous_rates:
         return fields
     if saved.atrous_rates:

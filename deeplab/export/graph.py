@@ -104,7 +104,8 @@ def export_probabilities(model: keras.Model, options: ModelOptions, export: Expo
     shrunk = resize_bilinear_align_corners(images, fitted)
     padded = pad_to_crop(shrunk, export.crop_size, mean_pixel(options.model_variant))
     probabilities = multi_scale_probabilities(model, padded, logits_stride(options),
-                                              export.scales, export.flip)
+                                              export.scales, export.flip,
+                                              options.prediction_with_upsampled_logits)
     valid = probabilities[:, :fitted[0], :fitted[1], :]
     return resize_bilinear_align_corners(valid, size)
 

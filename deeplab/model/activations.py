@@ -1,4 +1,5 @@
-"""Activations of the original's MobileNetV3 and squeeze-excite heads, with its constants.
+"""Activations of the original's MobileNetV3 and squeeze-excite heads, with its constants,
+and the clip of its bounded-activation (quantisation-friendly) networks.
 
 The original computes hard-swish as `(x * relu6(x + 3)) * float32(1/6)` but its gates
 (squeeze-excite in MobileNetV3, the q-sigmoid image-pooling gate of the DeepLab head) as
@@ -26,3 +27,18 @@ def hard_swish(x):
 def hard_sigmoid(x):
     """relu6(x + 3) * 0.16667 (the original's `q_sigmoid` / SE gate), elementwise."""
     return tf.nn.relu6(x + 3.0) * tf.cast(GATE_SCALE, x.dtype)
+
+
+CLIP_CAP = 6.0
+
+
+@keras.saving.register_keras_serializable(package="deeplab")
+def clip6(x):
+    """clip(x, -6, 6), elementwise: what `--use_bounded_activation` puts where the original
+    has no activation (Xception's separable convs and both inputs of its residual adds)."""
+    return tf.clip_by_value(x, tf.cast(-CLIP_CAP, x.dtype), tf.cast(CLIP_CAP, x.dtype))
+
+
+def relu_or_relu6(bounded: bool) -> str:
+    """The Keras activation of the original's ReLUs: relu6 under `use_bounded_activation`."""
+    return "relu6" if bounded else "relu"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from deeplab.model.activations import hard_sigmoid
+from deeplab.model.activations import hard_sigmoid, relu_or_relu6
 from deeplab.model.layers import (
     HEAD_SEPARABLE_STDDEVS,
     Dropout,
@@ -97,6 +97,7 @@ def image_pooling(features, options, norm: NormSpec):
 def build(features, options, norm: NormSpec):
     """ASPP: [B, h, w, C] -> [B, h, w, aspp_convs_filters] (see the module docstring)."""
     depth = options.aspp_convs_filters
+    act = relu_or_relu6(options.use_bounded_activation)  # image pooling keeps its ReLU
     gate = None
     branches = []
     if options.add_image_level_feature:
@@ -105,18 +106,20 @@ def build(features, options, norm: NormSpec):
             gate = pooled
         else:
             branches.append(pooled)
-    branches.append(conv_norm_act(features, depth, 1, "aspp0", norm))
+    branches.append(conv_norm_act(features, depth, 1, "aspp0", norm, activation=act))
     for i, rate in enumerate(options.atrous_rates or (), 1):
         if options.aspp_with_separable_conv:
             branches.append(separable_conv_norm_act(features, depth, 3, f"aspp{i}", norm,
-                                                    rate=rate,
+                                                    rate=rate, depthwise_activation=act,
+                                                    pointwise_activation=act,
                                                     init_stddevs=HEAD_SEPARABLE_STDDEVS))
         else:
-            branches.append(conv_norm_act(features, depth, 3, f"aspp{i}", norm, rate=rate))
+            branches.append(conv_norm_act(features, depth, 3, f"aspp{i}", norm, rate=rate,
+                                          activation=act))
     x = branches[0] if len(branches) == 1 else keras.layers.Concatenate(name="aspp_concat")(
         branches)
     if options.aspp_with_concat_projection:
-        x = conv_norm_act(x, depth, 1, "concat_projection", norm)
+        x = conv_norm_act(x, depth, 1, "concat_projection", norm, activation=act)
         x = Dropout(DROPOUT_RATE, name="concat_projection.dropout")(x)
     if gate is not None:
         x = keras.layers.Multiply(name="image_pooling.gate")([x, gate])

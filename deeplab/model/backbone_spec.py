@@ -38,6 +38,8 @@ class BackboneSpec:
         (the head has its own); `norm` passed to `build` carries them.
       preprocessing: variant -> UNIT_RANGE or SUBTRACT_MEAN.
       output_strides: output strides the family can be built at.
+      atrous: True when the output stride only turns strides into atrous rates (one set of
+        weights serves every output stride); False when it selects another network (NAS).
     """
 
     name: str
@@ -47,6 +49,7 @@ class BackboneSpec:
     norm_decay: float
     preprocessing: Callable[[str], str] = lambda variant: UNIT_RANGE
     output_strides: tuple[int, ...] = (8, 16, 32)
+    atrous: bool = True
 
     def mean_pixel(self, variant: str) -> tuple[float, float, float]:
         """RGB value (0..255) that the variant's preprocessing maps to zero: what images are

@@ -7,7 +7,7 @@ defaults, which decoder strides exist) is read from here.
 
 from __future__ import annotations
 
-from deeplab.model import mobilenet_edgetpu, mobilenet_v2, mobilenet_v3, resnet, xception
+from deeplab.model import mobilenet_edgetpu, mobilenet_v2, mobilenet_v3, nas, resnet, xception
 from deeplab.model.backbone_spec import BackboneSpec
 
 _SPECS = (
@@ -16,6 +16,8 @@ _SPECS = (
     mobilenet_v2.SPEC,
     mobilenet_v3.SPEC,
     mobilenet_edgetpu.SPEC,
+    nas.SPEC,
+    nas.HNAS_SPEC,
 )
 
 _BY_VARIANT = {variant: spec for spec in _SPECS for variant in spec.variants}

@@ -59,6 +59,16 @@ def _fixtures() -> dict[str, Fixture]:
     fixtures["mobilenet_edgetpu_slim"] = Fixture(ModelOptions(
         model_variant="mobilenet_edgetpu", num_classes=19, depth_multiplier=0.75,
         aspp_convs_filters=128), 2e-3, 1_972_443)
+    for variant, params in (("resnet_v1_18", 12_356_613), ("resnet_v1_18_beta", 12_338_421)):
+        fixtures[variant] = Fixture(ModelOptions(
+            model_variant=variant, atrous_rates=(6, 12, 18), decoder_output_stride=4), 2e-3,
+            params)
+    fixtures["nas_pnasnet"] = Fixture(ModelOptions(
+        model_variant="nas_pnasnet", atrous_rates=(6, 12, 18), decoder_output_stride=4), 5e-3,
+        2_602_069)
+    fixtures["nas_hnasnet"] = Fixture(ModelOptions(
+        model_variant="nas_hnasnet", output_stride=8, atrous_rates=(12, 24, 36),
+        decoder_output_stride=4), 5e-3, 7_823_205)
     return fixtures
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import keras
 
+from deeplab.model.activations import relu_or_relu6
 from deeplab.model.layers import (
     HEAD_SEPARABLE_STDDEVS,
     NormSpec,
@@ -37,30 +38,33 @@ def low_level_feature(features: dict, options):
     return features[stride]
 
 
-def _conv(x, filters, kernel, scope, norm, separable, logits):
+def _conv(x, filters, kernel, scope, norm, separable, logits, act="relu"):
     if logits:  # 1x1, bias, no BN or activation
         return conv_norm_act(x, filters, 1, scope, None, activation=None, dtype="float32")
     if separable:
         return separable_conv_norm_act(x, filters, kernel, scope, norm,
+                                       depthwise_activation=act, pointwise_activation=act,
                                        init_stddevs=HEAD_SEPARABLE_STDDEVS)
-    return conv_norm_act(x, filters, kernel, scope, norm)
+    return conv_norm_act(x, filters, kernel, scope, norm, activation=act)
 
 
 def build(head_output, low_level, options, norm: NormSpec):
     """[B, h, w, C] and low-level [B, H, W, C'] -> [B, H, W, decoder_filters]."""
     sum_merge, logits = options.decoder_use_sum_merge, options.decoder_output_is_logits
     filters = options.decoder_filters if sum_merge else PROJECTION_FILTERS
+    act = relu_or_relu6(options.use_bounded_activation)
     projected = _conv(low_level, filters, 1, f"{SCOPE}/feature_projection0", norm, False,
-                      logits)
+                      logits, act)
     upsampled = ResizeLike(name=keras_name(f"{SCOPE}/resize"))(head_output, projected)
     if sum_merge:
         separable = options.decoder_use_separable_conv and not logits
         scope = f"{SCOPE}/decoder_split_sep_conv0" if separable else f"{SCOPE}/decoder_conv0"
-        merged = _conv(upsampled, options.decoder_filters, 3, scope, norm, separable, logits)
+        merged = _conv(upsampled, options.decoder_filters, 3, scope, norm, separable, logits,
+                       act)
         return keras.layers.Add(name=keras_name(f"{SCOPE}/sum"),
                                 dtype="float32" if logits else None)([merged, projected])
     x = keras.layers.Concatenate(name=keras_name(f"{SCOPE}/concat"))([upsampled, projected])
     for i in range(2):
         x = _conv(x, options.decoder_filters, 3, f"{SCOPE}/decoder_conv{i}", norm,
-                  options.decoder_use_separable_conv, False)
+                  options.decoder_use_separable_conv, False, act)
     return x

@@ -35,3 +35,29 @@ def test_sum_merge_output_is_the_logits():
 def test_logits_from_the_decoder_need_as_many_filters_as_classes():
     with pytest.raises(ValueError, match="decoder_filters=256 must equal num_classes=5"):
         ModelOptions(num_classes=5, decoder_output_stride=4, decoder_output_is_logits=True)
+
+
+def _activations(options) -> dict[str, str]:
+    """{conv scope: activation name} of the head's and decoder's activation layers."""
+    model = build_model(options)
+    return {layer.name.rsplit(".", 1)[0]: layer.activation.__name__ for layer in model.layers
+            if layer.name.startswith(("aspp", "image_pooling", "concat_projection", "decoder"))
+            and hasattr(layer, "activation") and layer.activation is not None
+            and not layer.weights}
+
+
+def test_bounded_activation_uses_relu6_in_aspp_and_decoder_but_not_image_pooling():
+    options = ModelOptions(model_variant="mobilenet_v2", num_classes=3, depth_multiplier=0.25,
+                           atrous_rates=(1, 2), decoder_output_stride=4, aspp_convs_filters=8,
+                           decoder_filters=8, use_bounded_activation=True)
+    bounded, plain = _activations(options), _activations(options.replace(
+        use_bounded_activation=False))
+    assert set(bounded) == set(plain)
+    changed = sorted(name for name in bounded if bounded[name] != plain[name])
+    assert changed == sorted([
+        "aspp0", "aspp1_depthwise", "aspp1_pointwise", "aspp2_depthwise", "aspp2_pointwise",
+        "concat_projection", "decoder.feature_projection0",
+        "decoder.decoder_conv0_depthwise", "decoder.decoder_conv0_pointwise",
+        "decoder.decoder_conv1_depthwise", "decoder.decoder_conv1_pointwise"])
+    assert {bounded[n] for n in bounded if bounded[n] != plain[n]} == {"relu6"}
+    assert bounded["image_pooling"] == plain["image_pooling"] == "relu"

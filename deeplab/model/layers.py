@@ -55,16 +55,20 @@ def _group_count(channels: int, groups: int) -> int:
     return g
 
 
-def norm_layer(spec: NormSpec, scope: str, channels: int) -> keras.layers.Layer:
-    """The normalisation that follows the convolution with TF1 scope `scope`."""
+def norm_layer(spec: NormSpec, scope: str, channels: int,
+               norm_scope: str | None = None) -> keras.layers.Layer:
+    """The normalisation that follows the convolution with TF1 scope `scope`: in
+    `scope/BatchNorm` (`scope/GroupNorm`), or in `norm_scope` when given (the NAS cells name
+    their BatchNorms apart from their convolutions, e.g. `conv0` / `conv0_bn`)."""
     if spec.kind == "group":
         return keras.layers.GroupNormalization(
             groups=_group_count(channels, spec.groups), epsilon=spec.epsilon,
-            name=keras_name(f"{scope}/GroupNorm"))
+            name=keras_name(norm_scope or f"{scope}/GroupNorm"))
     from deeplab.model.sync_batch_norm import BatchNormalization
 
     return BatchNormalization(epsilon=max(spec.epsilon, FUSED_MIN_EPSILON), momentum=spec.decay,
-                              synchronized=spec.sync, name=keras_name(f"{scope}/BatchNorm"))
+                              synchronized=spec.sync,
+                              name=keras_name(norm_scope or f"{scope}/BatchNorm"))
 
 
 def fixed_padding(x, kernel_size: int, rate: int = 1, name: str | None = None):

@@ -53,6 +53,11 @@ def _registered_variants() -> tuple[str, ...]:
 DEFAULT_MAX_PIXELS = 2048 * 2048
 
 
+def multi_grid_length(model_variant: str) -> int:
+    """Entries of `multi_grid`: one per unit of the last block (2 for ResNet-18, else 3)."""
+    return 2 if model_variant.startswith("resnet_v1_18") else 3
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelOptions:
     """Settings that change the DeepLabv3 / DeepLabv3+ network, and nothing else.
@@ -65,7 +70,8 @@ class ModelOptions:
       output_stride: input size / backbone feature size: 8, 16 or 32.
       decoder_output_stride: stride of the decoder (4; 8 for MobileNetV3), or None for no
         decoder; must be a decoder end point of the backbone.
-      multi_grid: unit rates of the last ResNet block, e.g. (1, 2, 4); None means (1, 1, 1).
+      multi_grid: unit rates of the last ResNet block, e.g. (1, 2, 4) (two entries for
+        ResNet-18); None means all 1.
       depth_multiplier: MobileNet width multiplier (e.g. 1.0, 0.75, 0.5).
       divisible_by: MobileNetV2 channel counts are rounded to multiples of this; None is
         the original's default (8 at depth_multiplier 1.0, else 1).
@@ -92,6 +98,20 @@ class ModelOptions:
       decoder_filters: channels of the decoder convolutions.
       head_batch_norm_decay: moving-average decay of the ASPP / DPC / decoder BatchNorms
         (Keras `momentum`); the original fixes it at 0.9997.
+      use_bounded_activation: ReLU6 instead of ReLU in ASPP (not image pooling), the decoder
+        and Xception, whose separable convs and residual adds are also clipped to [-6, 6]
+        (the original's choice for quantised inference; other backbones are unchanged).
+      prediction_with_upsampled_logits: labels from the logits upsampled to the image
+        (bilinear); False takes the argmax at the logits' stride and upsamples the labels
+        (nearest neighbour, align_corners), as the original's `predict_labels`; single scale
+        without flipping only (multi-scale always upsamples logits, as the original).
+      nas_stem_output_num_conv_filters: NAS backbones' branch width F at stride 4 (the cells
+        at stride 4 * 2^l use F * 2^l).
+      nas_use_classification_head: NAS backbones end with the original's classification
+        head (3x3 convs down to stride 32, dilated past output_stride, then 1x1 2048).
+      nas_remove_os32_stride: NAS cells of the stride-32 level run at stride 16.
+      drop_path_keep_prob: NAS drop path while training: the last cell keeps each path with
+        this probability, earlier ones proportionally more (1.0: off; inference: off).
       normalization: "batch" (BatchNorm, as the original) or "group" (GroupNorm).
       group_norm_groups: groups for GroupNorm (channels that do not divide use the largest
         divisor below it).
@@ -121,6 +141,12 @@ class ModelOptions:
     aspp_convs_filters: int = 256
     decoder_filters: int = 256
     head_batch_norm_decay: float = 0.9997
+    use_bounded_activation: bool = False
+    prediction_with_upsampled_logits: bool = True
+    nas_stem_output_num_conv_filters: int = 20
+    nas_use_classification_head: bool = False
+    nas_remove_os32_stride: bool = False
+    drop_path_keep_prob: float = 1.0
     normalization: str = "batch"
     group_norm_groups: int = 32
 
@@ -158,8 +184,16 @@ class ModelOptions:
             raise ValueError(f"num_classes={self.num_classes} must be positive")
         if self.normalization not in NORMALIZATIONS:
             raise ValueError(f"normalization={self.normalization!r} is not one of {NORMALIZATIONS}")
-        if self.multi_grid is not None and len(self.multi_grid) != 3:
-            raise ValueError(f"multi_grid={self.multi_grid} must have three entries")
+        if self.multi_grid is not None and len(self.multi_grid) != multi_grid_length(
+                self.model_variant):
+            raise ValueError(f"multi_grid={self.multi_grid} must have "
+                             f"{multi_grid_length(self.model_variant)} entries for "
+                             f"{self.model_variant}")
+        if not 0.0 < self.drop_path_keep_prob <= 1.0:
+            raise ValueError(f"drop_path_keep_prob={self.drop_path_keep_prob} must be in (0, 1]")
+        if self.nas_stem_output_num_conv_filters < 1:
+            raise ValueError("nas_stem_output_num_conv_filters="
+                             f"{self.nas_stem_output_num_conv_filters} must be positive")
         if self.decoder_output_is_logits and self.decoder_output_stride is None:
             raise ValueError("decoder_output_is_logits needs a decoder (decoder_output_stride)")
         if self.decoder_output_is_logits and self.decoder_filters != self.num_classes:

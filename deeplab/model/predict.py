@@ -8,7 +8,10 @@ One implementation serves predict.py, eval.py, vis.py and export. For images [B,
      `multi_scale_logits` with one scale), flipping the flipped branch back;
   4. resizes them to (H, W) and takes the softmax.
 The probabilities are the mean of the branches' softmaxes; the label is their argmax.
-With scales (1.0,) and no flip this is single-scale inference.
+With scales (1.0,) and no flip this is single-scale inference. There, with
+`prediction_with_upsampled_logits=False` (the original's option), step 4 takes the softmax at
+the logits' size and resizes it nearest-neighbour (align_corners) instead: the labels are
+then exactly the original's, the argmax at the logits' stride upsampled as labels.
 
 Bounded memory: an image of more than `max_pixels` pixels (and every image when a window is
 given) runs as overlapping windows whose probabilities are averaged. The windows are
@@ -91,8 +94,20 @@ def _default_stride(window):
     return tuple(max(1, w * 2 // 3) for w in window)
 
 
-def _branch_probabilities(model, images, stride: int, scale: float, flip: bool):
-    """Softmax [B, H, W, C] float32 of one (scale, flip) branch; see the module docstring."""
+def resize_nearest_align_corners(images, size):
+    """Nearest-neighbour resize with align_corners=True (the original's label resize).
+
+    images: [B, h, w, C]; size: (height, width). Returns [B, height, width, C], same dtype.
+    """
+    return tf.raw_ops.ResizeNearestNeighbor(images=images, size=tf.cast(size, tf.int32),
+                                            align_corners=True, half_pixel_centers=False)
+
+
+def _branch_probabilities(model, images, stride: int, scale: float, flip: bool,
+                          upsample_logits: bool = True):
+    """Softmax [B, H, W, C] float32 of one (scale, flip) branch; see the module docstring.
+
+    upsample_logits False: the softmax at the logits' size, resized nearest-neighbour."""
     size = tf.shape(images)[1:3]
     x = tf.reverse(images, axis=[2]) if flip else images
     if scale != 1.0:
@@ -102,14 +117,22 @@ def _branch_probabilities(model, images, stride: int, scale: float, flip: bool):
         logits, scale_dimension_tf(size, max(1.0, scale) / stride))
     if flip:
         logits = tf.reverse(logits, axis=[2])
+    if not upsample_logits:
+        return resize_nearest_align_corners(tf.nn.softmax(logits), size)
     return tf.nn.softmax(resize_bilinear_align_corners(logits, size))
 
 
 def multi_scale_probabilities(model: keras.Model, images, stride: int,
-                              scales=(1.0,), flip: bool = False):
-    """Mean of the branch softmaxes: images [B, H, W, 3] -> float32 [B, H, W, C]."""
+                              scales=(1.0,), flip: bool = False,
+                              upsample_logits: bool = True):
+    """Mean of the branch softmaxes: images [B, H, W, 3] -> float32 [B, H, W, C].
+
+    upsample_logits: False resizes the single-scale softmax nearest-neighbour (see the
+    module docstring); multi-scale or flipped inference always upsamples the logits."""
     images = tf.convert_to_tensor(images, tf.float32)
-    branches = [_branch_probabilities(model, images, stride, s, f)
+    single = tuple(scales) == (1.0,) and not flip
+    branches = [_branch_probabilities(model, images, stride, s, f,
+                                      upsample_logits or not single)
                 for s in scales for f in ((False, True) if flip else (False,))]
     if len(branches) == 1:
         return branches[0]
@@ -164,8 +187,10 @@ class Predictor:
         self.inference = inference or InferenceOptions()
         stride = logits_stride(options)
         scales, flip = self.inference.scales, self.inference.flip
+        upsample = options.prediction_with_upsampled_logits
         run, self._folded = inference_function(
-            model, lambda m, images: multi_scale_probabilities(m, images, stride, scales, flip))
+            model, lambda m, images: multi_scale_probabilities(m, images, stride, scales, flip,
+                                                               upsample))
         self._whole = tf.function(
             run, input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)],
             reduce_retracing=True)

@@ -183,3 +183,33 @@ def test_images_within_max_pixels_or_covered_by_the_window_equal_whole_image(mod
     np.testing.assert_allclose(got.numpy(), want, atol=1e-6)
     with pytest.raises(ValueError, match="max_pixels"):
         InferenceOptions(max_pixels=0)
+
+
+def np_nearest(x, size):
+    """Independent align-corners nearest-neighbour resize of x [B, h, w] (TF's float32 scale,
+    ties rounded up)."""
+    def index(n_in, n_out):
+        scale = np.float32((n_in - 1) / (n_out - 1)) if n_out > 1 else np.float32(0)
+        pos = np.arange(n_out, dtype=np.float32) * scale
+        return np.minimum(np.floor(pos + np.float32(0.5)).astype(int), n_in - 1)
+
+    return x[:, index(x.shape[1], size[0])][:, :, index(x.shape[2], size[1])]
+
+
+def test_labels_from_logits_at_their_stride_when_not_upsampling_logits():
+    images = keras.Input((None, None, 3))
+    x = keras.layers.Rescaling(1 / 127.5, offset=-1)(images)  # labels that vary per pixel
+    x = keras.layers.AveragePooling2D(STRIDE, STRIDE, padding="same")(x)
+    model = keras.Model(images, keras.layers.Conv2D(NUM_CLASSES, 1, kernel_initializer=(
+        keras.initializers.RandomNormal(stddev=1.0, seed=1)))(x))
+    image = _image(33, 41, seed=4)
+    options = OPTIONS.replace(prediction_with_upsampled_logits=False)
+    labels = Predictor(model, options).labels(image).numpy()
+    want = np_nearest(model(image).numpy().argmax(-1), (33, 41))
+    np.testing.assert_array_equal(labels, want)
+    upsampled = Predictor(model, OPTIONS).labels(image).numpy()
+    assert 0 < (labels != upsampled).mean() < 0.5  # blocky near boundaries, same elsewhere
+    # Multi-scale and flipped inference upsample the logits whatever the option (original).
+    inference = InferenceOptions((0.75, 1.0), True)
+    np.testing.assert_array_equal(Predictor(model, options, inference).probabilities(image),
+                                  Predictor(model, OPTIONS, inference).probabilities(image))

@@ -149,3 +149,53 @@ def test_low_level_is_block1_unit2_conv3_and_bn_settings():
     assert producer.name == "resnet_v1_50.block1.unit_2.bottleneck_v1.conv3.BatchNorm"
     assert producer.epsilon == pytest.approx(1.001e-5)  # 1e-5, raised as TF1's fused kernel does
     assert producer.momentum == pytest.approx(0.95)
+
+
+# ResNet-18: lite units (two 3x3 convs, no expansion), two units per block.
+
+
+def _expected_params_18(beta: bool) -> int:
+    """ResNet-18 backbone parameters from the architecture alone (independent of resnet.py):
+    the beta root is 16, 16, 32 wide (root depth multiplier 0.25)."""
+    if beta:
+        total = _conv_bn(3, 3, 16) + _conv_bn(3, 16, 16) + _conv_bn(3, 16, 32)
+        c_in = 32
+    else:
+        total, c_in = _conv_bn(7, 3, 64), 64
+    for d in (64, 128, 256, 512):
+        for _ in range(2):
+            total += _conv_bn(3, c_in, d) + _conv_bn(3, d, d)
+            if c_in != d:
+                total += _conv_bn(1, c_in, d)
+            c_in = d
+    return total
+
+
+@pytest.mark.parametrize("variant", ["resnet_v1_18", "resnet_v1_18_beta"])
+def test_resnet18_output_shapes_and_params(variant):
+    model = _backbone(variant, 16)
+    features, low_level = model(np.zeros((1, 65, 65, 3), np.float32))
+    assert features.shape == (1, 5, 5, 512)
+    assert low_level.shape == (1, 17, 17, 64)
+    assert model.count_params() == _expected_params_18(variant.endswith("_beta"))
+
+
+def test_resnet18_low_level_is_before_the_residual_add_and_rates():
+    model = _backbone("resnet_v1_18_beta", 8, (1, 2), size=65)
+    producer = model.outputs[1]._keras_history.operation
+    assert producer.name == "resnet_v1_18.block1.unit_1.lite_bottleneck_v1.conv2.BatchNorm"
+
+    def conv(block, unit, name):
+        return model.get_layer(f"resnet_v1_18.block{block}.unit_{unit}.lite_bottleneck_v1.{name}")
+
+    assert conv(1, 2, "conv2").strides == (2, 2) and conv(1, 2, "conv1").strides == (1, 1)
+    assert conv(3, 1, "conv1").dilation_rate == (2, 2)  # OS8: block3 runs atrous
+    # block4: rate 4 times multi_grid (1, 2), on both convs of each unit
+    assert [conv(4, u, c).dilation_rate[0] for u in (1, 2) for c in ("conv1", "conv2")] == \
+        [4, 4, 8, 8]
+
+
+def test_resnet18_multi_grid_needs_two_entries():
+    with pytest.raises(ValueError, match="multi_grid.*2 entries"):
+        ModelOptions(model_variant="resnet_v1_18", multi_grid=(1, 2, 4))
+    assert ModelOptions(model_variant="resnet_v1_50", multi_grid=(1, 2, 4)).multi_grid

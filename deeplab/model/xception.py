@@ -14,6 +14,7 @@ import dataclasses
 
 import keras
 
+from deeplab.model.activations import clip6, relu_or_relu6
 from deeplab.model.backbone_spec import OUTPUT, AtrousSchedule, BackboneSpec
 from deeplab.model.layers import NormSpec, conv_norm_act, keras_name, separable_conv_norm_act
 
@@ -64,37 +65,52 @@ NORM_DECAY = 0.9997
 
 
 def _xception_module(x, block: Block, scope: str, norm: NormSpec, stride: int, rate: int,
-                     unit_rates, taps: dict):
+                     unit_rates, taps: dict, bounded: bool = False):
     """One unit: [B, H, W, C] -> [B, H/stride, W/stride, block.depths[-1]].
 
     taps: {pointwise scope: None} of outputs wanted un-activated; filled in with them.
+    bounded: the original's `use_bounded_activation`: ReLU6 for ReLU, the separable convs'
+    outputs (no activation otherwise) and both inputs of the residual add clipped to
+    [-6, 6], a ReLU6 after the add, and TF 'SAME' padding for the strided separable conv.
     """
+    relu = relu_or_relu6(bounded)
+    linear = clip6 if bounded else None  # the separable convs' "no activation"
     residual = x
-    inner = "relu" if block.activation_inside else None
+    inner = relu if block.activation_inside else linear
     for i, depth in enumerate(block.depths):
         conv_scope = f"{scope}/separable_conv{i + 1}"
         pointwise = f"{conv_scope}_pointwise"
         if not block.activation_inside and i == 0:  # the unit's input is the shortcut's too
-            residual = keras.layers.ReLU(name=keras_name(f"{conv_scope}/pre_relu"))(residual)
+            residual = _relu(bounded, f"{conv_scope}/pre_relu")(residual)
         # The ReLU before the next separable conv is this one's pointwise activation, which
-        # the folded convolution fuses; unless the un-activated output is tapped.
+        # the folded convolution fuses (relu6(clip6(x)) = relu6(x)); unless the output is
+        # tapped before it.
         then_relu = not block.activation_inside and i < 2
-        activation = "relu" if then_relu and pointwise not in taps else inner
+        activation = relu if then_relu and pointwise not in taps else inner
         residual = separable_conv_norm_act(
             residual, depth, 3, conv_scope, norm, stride=stride if i == 2 else 1,
-            rate=rate * unit_rates[i], depthwise_activation=inner, pointwise_activation=activation)
+            rate=rate * unit_rates[i], depthwise_activation=inner, pointwise_activation=activation,
+            explicit_padding=not bounded)
         if pointwise in taps:
             taps[pointwise] = residual
             if then_relu:
                 next_scope = f"{scope}/separable_conv{i + 2}"
-                residual = keras.layers.ReLU(name=keras_name(f"{next_scope}/pre_relu"))(residual)
+                residual = _relu(bounded, f"{next_scope}/pre_relu")(residual)
+    if block.skip == "none":
+        return residual
     if block.skip == "conv":
         shortcut = conv_norm_act(x, block.depths[-1], 1, f"{scope}/shortcut", norm,
-                                 stride=stride, activation=None)
-        return keras.layers.Add(name=keras_name(f"{scope}/add"))([residual, shortcut])
-    if block.skip == "sum":
-        return keras.layers.Add(name=keras_name(f"{scope}/add"))([residual, x])
-    return residual
+                                 stride=stride, activation=linear)
+    else:
+        shortcut = x if not bounded else keras.layers.Activation(
+            clip6, name=keras_name(f"{scope}/shortcut_clip"))(x)
+    out = keras.layers.Add(name=keras_name(f"{scope}/add"))([residual, shortcut])
+    return _relu(True, f"{scope}/relu6")(out) if bounded else out
+
+
+def _relu(bounded: bool, scope: str) -> keras.layers.Layer:
+    """A ReLU layer (ReLU6 when bounded) named after `scope`."""
+    return keras.layers.ReLU(max_value=6.0 if bounded else None, name=keras_name(scope))
 
 
 def build(images, options, norm: NormSpec) -> dict:
@@ -106,8 +122,11 @@ def build(images, options, norm: NormSpec) -> dict:
     """
     variant = options.model_variant
     multi_grid = options.multi_grid or (1, 1, 1)
-    x = conv_norm_act(images, 32, 3, f"{variant}/entry_flow/conv1_1", norm, stride=2)
-    x = conv_norm_act(x, 64, 3, f"{variant}/entry_flow/conv1_2", norm)
+    bounded = options.use_bounded_activation
+    relu = relu_or_relu6(bounded)
+    x = conv_norm_act(images, 32, 3, f"{variant}/entry_flow/conv1_1", norm, stride=2,
+                      activation=relu)
+    x = conv_norm_act(x, 64, 3, f"{variant}/entry_flow/conv1_2", norm, activation=relu)
     schedule = AtrousSchedule(options.output_stride, current_stride=2)  # the root halves
     decoder_tap = f"{variant}/{DECODER_END_POINT[variant]}"
     taps = {decoder_tap: None}
@@ -116,7 +135,8 @@ def build(images, options, norm: NormSpec) -> dict:
         for u in range(block.num_units):
             stride, rate = schedule.step(block.stride if u == block.num_units - 1 else 1)
             scope = f"{variant}/{block.scope}/unit_{u + 1}/xception_module"
-            x = _xception_module(x, block, scope, norm, stride, rate, unit_rates, taps)
+            x = _xception_module(x, block, scope, norm, stride, rate, unit_rates, taps,
+                                 bounded)
     schedule.check(variant)
     return {DECODER_STRIDE: taps[decoder_tap], OUTPUT: x}
 

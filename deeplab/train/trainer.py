@@ -51,6 +51,7 @@ from deeplab.checkpoints.io import (
 )
 from deeplab.data import record_scan
 from deeplab.data.pipeline import InputOptions, damage_of, list_shards, make_dataset
+from deeplab.model import nas
 from deeplab.model.deeplab import build_model
 from deeplab.model.options import ModelOptions
 from deeplab.model.pyramid import MERGED, pyramid_logits
@@ -158,6 +159,9 @@ class Trainer:
                 freeze_batch_norm(self.model)
             self.optimizer = make_optimizer(options)
             self.optimizer.build(self.model.trainable_variables)
+            # issue 26: NAS drop path ramps in over training (no-op without DropPath layers)
+            nas.attach_drop_path_schedule(self.model, self.optimizer.iterations,
+                                          options.training_number_of_steps)
             self.checkpoint = model_checkpoint(self.model, optimizer=self.optimizer)
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, self._checkpoint_dir(), max_to_keep=options.keep_checkpoint_max,

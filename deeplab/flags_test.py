@@ -1,0 +1,31 @@
+"""Model flags of the original that became supported: parsed into ModelOptions."""
+
+from __future__ import annotations
+
+from absl import flags
+
+from deeplab import flags as deeplab_flags
+
+
+def _options(*argv):
+    fv = flags.FlagValues()
+    deeplab_flags.define_model_flags(fv)
+    fv(["prog", *argv])
+    return deeplab_flags.model_options_from_flags(fv, num_classes=3)
+
+
+def test_bounded_activation_and_label_upsampling_flags_reach_the_options():
+    default = _options()
+    assert not default.use_bounded_activation and default.prediction_with_upsampled_logits
+    given = _options("--use_bounded_activation", "--noprediction_with_upsampled_logits",
+                     "--model_variant=resnet_v1_18", "--multi_grid=1", "--multi_grid=2")
+    assert given.use_bounded_activation and not given.prediction_with_upsampled_logits
+    assert given.multi_grid == (1, 2)
+
+
+def test_nas_flags_reach_the_options():
+    given = _options("--model_variant=nas_hnasnet", "--output_stride=8",
+                     "--nas_stem_output_num_conv_filters=8", "--nas_use_classification_head",
+                     "--nas_remove_os32_stride", "--drop_path_keep_prob=0.7")
+    assert (given.nas_stem_output_num_conv_filters, given.nas_use_classification_head,
+            given.nas_remove_os32_stride, given.drop_path_keep_prob) == (8, True, True, 0.7)
