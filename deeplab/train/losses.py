@@ -82,10 +82,17 @@ def replica_loss(losses, global_count, top_k=None, num_replicas: int = 1):
 
 
 def weight_decayed_variables(model) -> list:
-    """The variables the original regularises: Conv2D kernels (not depthwise kernels,
-    biases or BatchNorm), in layer order."""
-    return [layer.kernel for layer in model._flatten_layers(include_self=False)
-            if type(layer).__name__ == "Conv2D"]
+    """The variables the original regularises, in layer order: Conv2D kernels, and both
+    kernels of a SeparableConv2D (the NAS cells' slim.separable_conv2d); not the split
+    depthwise convolutions' kernels, biases or BatchNorm."""
+    found = []
+    for layer in model._flatten_layers(include_self=False):
+        kind = type(layer).__name__
+        if kind == "Conv2D":
+            found.append(layer.kernel)
+        elif kind == "SeparableConv2D":
+            found += [layer.depthwise_kernel, layer.pointwise_kernel]
+    return found
 
 
 def weight_decay_loss(model, weight_decay: float):

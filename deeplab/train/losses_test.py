@@ -124,3 +124,18 @@ def test_a_registered_loss_trains_with_its_named_terms(monkeypatch, tmp_path):
     values = {k: float(v) for k, v in trainer.make_step_fn()(iter(trainer.dataset())).items()}
     assert values["doubled"] == pytest.approx(2 * values["cross_entropy"], rel=1e-5)
     assert values["total_loss"] == pytest.approx(3 * values["cross_entropy"], rel=1e-5)
+
+
+def test_nas_separable_convolutions_are_weight_decayed_on_both_kernels():
+    """The original's NAS arg scope regularises slim.separable_conv2d: both its kernels."""
+    import keras
+
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.SeparableConv2D(4, 3, name="cell")(inputs)
+    x = keras.layers.Conv2D(2, 1, name="logits")(x)
+    model = keras.Model(inputs, x)
+    decayed = losses.weight_decayed_variables(model)
+    assert [v.path for v in decayed] == ["cell/depthwise_kernel", "cell/pointwise_kernel",
+                                         "logits/kernel"]
+    want = 0.5 * sum(float((v.numpy() ** 2).sum()) for v in decayed)
+    assert float(losses.weight_decay_loss(model, 1.0)) == pytest.approx(want, rel=1e-5)
