@@ -118,7 +118,7 @@ def test_int8_export_is_calibrated_on_a_split_and_its_miou_checked(tmp_path):
     ("mobilenet_v2", 16, None, 8),  # atrous backbones: the original export's 8
 ])
 def test_export_output_stride_default(tmp_path, variant, trained, given, want):
-    import export_model
+    from deeplab.cli import export_model
     from deeplab.model.options import ModelOptions
 
     save_run_options(str(tmp_path), model=ModelOptions(model_variant=variant,

@@ -14,7 +14,7 @@ _deeplab_env_repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 _deeplab_has_deps() {  # $1 = interpreter, $2 = extras; true when it has every module needed
   local modules="deeplab tensorflow keras absl PIL scipy matplotlib"
-  [[ ,$2, == *,test,* ]] && modules+=" pytest ruff onnxruntime tf2onnx"
+  [[ ,$2, == *,test,* ]] && modules+=" pytest xdist ruff onnxruntime tf2onnx"
   (cd / && "$1" -c 'import importlib.util as u, sys
 sys.exit(any(u.find_spec(m) is None for m in sys.argv[1:]))' $modules >/dev/null 2>&1)
 }
