@@ -133,8 +133,9 @@ def check_parity(entry: ZooEntry, folder: str, output_stride: int | None = None,
     height, width = crop_size or graph_settings.get("crop_size") or (513, 513)
     start = time.monotonic()
     graph_path = os.path.join(folder, "frozen_inference_graph.pb")
-    log(f"{entry.name}: checking our network against {graph_path} on {num_probes} probe "
-        f"images {height}x{width}, output stride {output_stride}")
+    log(f"{entry.name}: checking our network against {graph_path} on {num_probes} smooth "
+        f"and {NUM_CLASS_SEEKING_PROBES} class-seeking probe images {height}x{width}, output "
+        f"stride {output_stride}")
     options = entry.model_options(output_stride=output_stride)
     model = load_model(options, folder)
     predictor = Predictor(model, options)
@@ -170,7 +171,7 @@ def check_parity(entry: ZooEntry, folder: str, output_stride: int | None = None,
             "; the graph's output stride and crop are assumed, try python -m deeplab.zoo "
             f"verify {entry.name} --output_stride=N --crop_size=H,W")
         raise ZooError(f"{entry.name}: refused: our network disagrees with the tarball's "
-                       f"frozen graph ({figures}; {'; '.join(refusals)} at output "
-                       f"stride {output_stride}, crop {height}x{width}){hint}")
+                       f"frozen graph at output stride {output_stride}, crop {height}x{width} "
+                       f"({figures}): {'; '.join(refusals)}{hint}")
     log(f"{entry.name}: matches the original's frozen graph ({figures})")
     return result
