@@ -31,6 +31,7 @@ def scale_dimension(dim: int, scale: float) -> int:
     return int((float(dim) - 1.0) * scale + 1.0)
 
 
+@keras.saving.register_keras_serializable(package="deeplab")
 class FixedImagePooling(keras.layers.Layer):
     """VALID average pooling with a kernel fixed by a crop size, as the original's
     `image_pooling_crop_size`: [B, h, w, C] -> [B, (h - kh) // sh + 1, (w - kw) // sw + 1, C].

@@ -190,6 +190,7 @@ def resize_bilinear_align_corners(images, size):
     return tf.cast(resized, dtype)
 
 
+@keras.saving.register_keras_serializable(package="deeplab")
 class ResizeLike(keras.layers.Layer):
     """Resizes its first input (bilinear, align_corners) to the H and W of its second.
 
@@ -205,6 +206,7 @@ class ResizeLike(keras.layers.Layer):
         return (x_shape[0], reference_shape[1], reference_shape[2], x_shape[3])
 
 
+@keras.saving.register_keras_serializable(package="deeplab")
 class GlobalMeanPool(keras.layers.Layer):
     """Mean over H and W, kept as [B, 1, 1, C] (image pooling over the whole map)."""
 
@@ -215,6 +217,7 @@ class GlobalMeanPool(keras.layers.Layer):
         return (shape[0], 1, 1, shape[3])
 
 
+@keras.saving.register_keras_serializable(package="deeplab")
 class Preprocess(keras.layers.Layer):
     """Raw pixels [0, 255] -> network input, in float32 whatever the compute policy.
 
@@ -225,6 +228,7 @@ class Preprocess(keras.layers.Layer):
     MEAN_RGB = MEAN_RGB
 
     def __init__(self, mode: str, **kwargs):
+        kwargs.pop("dtype", None)  # always float32 (a saved config repeats it)
         super().__init__(dtype="float32", **kwargs)
         if mode not in (UNIT_RANGE, SUBTRACT_MEAN):
             raise ValueError(f"unknown preprocessing mode {mode!r}")

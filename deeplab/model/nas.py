@@ -98,6 +98,7 @@ def _relu(x, scope: str):
     return keras.layers.ReLU(name=keras_name(scope))(x)
 
 
+@keras.saving.register_keras_serializable(package="deeplab")
 class DropPath(keras.layers.Layer):
     """Drops the whole path of a sample while training (the original's `_apply_drop_path`):
     x * floor(keep + U[0, 1)) / keep per sample, with keep = 1 - progress * (1 - keep_prob),
@@ -169,6 +170,7 @@ def _separable(x, op: str, cell: _Cell, scope: str, stride: int):
     return x
 
 
+@keras.saving.register_keras_serializable(package="deeplab")
 class _HalfSize(keras.layers.Layer):
     """Bilinear (align_corners) resize to scale_dimension(d, 0.5) = (d - 1) // 2 + 1."""
 
@@ -245,6 +247,7 @@ def _stem(images, scope: str, norm: NormSpec):
     return conv1, conv2
 
 
+@keras.saving.register_keras_serializable(package="deeplab")
 class _Upsample2x(keras.layers.Layer):
     """Bilinear (align_corners) resize to scale_dimension(d, 2) = (d - 1) * 2 + 1."""
 
