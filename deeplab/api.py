@@ -193,6 +193,21 @@ def _load_checkpoint(path: str, options, num_classes, model_fields) -> Segmenter
     return segmenter
 
 
+def _check_model_fields(fields: dict) -> None:
+    """TypeError naming the accepted keywords when `fields` holds a name that is neither a
+    keyword of `load` nor a ModelOptions field."""
+    import dataclasses
+
+    from deeplab.model.options import ModelOptions
+
+    known = {f.name for f in dataclasses.fields(ModelOptions)}
+    unknown = sorted(set(fields) - known)
+    if unknown:
+        raise TypeError(f"deeplab.load() got unknown keyword(s) {', '.join(unknown)}; it takes "
+                        "output_stride, num_classes, options, verify and the model options "
+                        f"({', '.join(sorted(known))})")
+
+
 def load(source: str, *, output_stride: int | None = None, num_classes: int | None = None,
          options=None, verify: bool = True, **model_fields) -> Segmenter:
     """A Segmenter for `source`: a model-zoo name (downloaded, verified and cached on first
@@ -207,6 +222,7 @@ def load(source: str, *, output_stride: int | None = None, num_classes: int | No
     """
     from deeplab.zoo import registry
 
+    _check_model_fields(model_fields)
     source = os.fspath(source)
     if registry.is_zoo_name(source):
         from deeplab.zoo.cache import ensure
@@ -229,6 +245,13 @@ def load(source: str, *, output_stride: int | None = None, num_classes: int | No
                                 "name (python -m deeplab.zoo list)")
     if _is_exported(source):
         from deeplab.export.runners import load_exported_model
+
+        given = sorted(k for k, v in {"output_stride": output_stride, "num_classes": num_classes,
+                                      "options": options, **model_fields}.items()
+                       if v is not None)
+        if given:
+            raise ValueError(f"{source}: an exported model's network is fixed; "
+                             f"{', '.join(given)} cannot change it (load the checkpoint instead)")
 
         exported = load_exported_model(source)
         segmenter = Segmenter(source, exported=exported)

@@ -93,13 +93,22 @@ def test_predict_sees_weights_changed_through_keras_model(zoo_name, image):
 
 def test_export_then_load_the_exported_model(zoo_name, image, tmp_path):
     model = deeplab.load(zoo_name)
-    model.export(str(tmp_path / "exported"), formats=("frozen",), crop_size=testing.CROP,
-                 log=lambda *a: None)
+    model.export(str(tmp_path / "exported"), formats="frozen", crop_size=testing.CROP,
+                 log=lambda *a: None)  # one format as a plain string
     exported = deeplab.load(str(tmp_path / "exported" / "frozen_inference_graph.pb"))
+    with pytest.raises(ValueError, match="network is fixed; num_classes, output_stride"):
+        deeplab.load(str(tmp_path / "exported" / "frozen_inference_graph.pb"),
+                     output_stride=8, num_classes=3)
     assert_labels_agree(exported.predict(image), model.predict(image))
     assert exported.keras_model is None and exported.class_names == model.class_names
     with pytest.raises(ValueError, match="baked in"):
         exported.predict(image, flip=True)
+
+
+def test_load_refuses_unknown_keywords_naming_the_accepted_ones(zoo_home):
+    with pytest.raises(TypeError, match=r"unknown keyword\(s\) colour, dataset; it takes "
+                                        r"output_stride, num_classes, options, verify and"):
+        deeplab.load("no/such/thing", dataset="pascal_voc_seg", colour=True)
 
 
 def test_load_refuses_unknown_sources_and_backbones(zoo_home):

@@ -100,7 +100,10 @@ def default_names() -> tuple[str, ...]:
 
 def parse(values) -> tuple[str, ...]:
     """Format names (comma lists allowed, "all" for every in_all one) -> ordered unique
-    tuple in registry order; ExportError for an unknown or empty list."""
+    tuple in registry order; ExportError for an unknown or empty list. A single string
+    ("onnx", "frozen,onnx") counts as one value."""
+    if isinstance(values, str):
+        values = [values]
     names = [v.strip().lower() for value in values for v in str(value).split(",") if v.strip()]
     chosen = set(names) - {"all"} | (set(default_names()) if "all" in names else set())
     unknown = sorted(set(names) - set(REGISTRY) - {"all"})

@@ -52,6 +52,8 @@ def test_unknown_format_is_an_error_never_a_fall_through():
 def test_all_means_the_default_formats_in_registry_order():
     assert exporter.parse_formats(["all"]) == ("frozen", "saved_model", "onnx", "tflite")
     assert exporter.parse_formats(["tflite_int8,frozen"]) == ("frozen", "tflite_int8")
+    assert exporter.parse_formats("onnx") == ("onnx",)  # a string is one value, not letters
+    assert exporter.parse_formats("onnx,frozen") == ("frozen", "onnx")
 
 
 def test_a_format_cannot_be_registered_twice():
