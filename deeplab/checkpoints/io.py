@@ -46,7 +46,7 @@ _NOT_MODEL = re.compile(r"(^|/)(global_step|Momentum|Adam(_\d+)?|ExponentialMovi
 _WEIGHT_NAMES = {
     "Conv2D": {"kernel": "weights", "bias": "biases"},
     "DepthwiseConv2D": {"kernel": "depthwise_weights", "bias": "biases"},
-    # issue 26 (NAS cells: slim.separable_conv2d keeps both kernels in one scope)
+    # NAS cells: slim.separable_conv2d keeps both kernels in one scope
     "SeparableConv2D": {"depthwise_kernel": "depthwise_weights",
                         "pointwise_kernel": "pointwise_weights", "bias": "biases"},
     "BatchNormalization": {n: n for n in ("gamma", "beta", "moving_mean", "moving_variance")},

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from deeplab.model.aspp import scale_dimension
 from deeplab.model.layers import resize_bilinear_align_corners
+from deeplab.model.predict import scale_dimension_tf
 
 MERGED = "merged_logits"
 MERGE_METHODS = {"max": tf.reduce_max, "avg": tf.reduce_mean}
@@ -33,8 +35,8 @@ def scaled_size(size, scale: float):
     """The original's scale_dimension on (H, W): int((d - 1) * scale + 1) each; `size` is
     a pair of ints (Python ints back) or an int32 tensor [2] (an int32 tensor back)."""
     if isinstance(size, tuple):
-        return tuple(int((float(d) - 1.0) * scale + 1.0) for d in size)
-    return tf.cast((tf.cast(size, tf.float32) - 1.0) * scale + 1.0, tf.int32)
+        return tuple(scale_dimension(d, scale) for d in size)
+    return scale_dimension_tf(size, scale)
 
 
 def _image_size(images):

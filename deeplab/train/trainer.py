@@ -54,6 +54,7 @@ from deeplab.data.pipeline import InputOptions, damage_of, list_shards, make_dat
 from deeplab.model import nas
 from deeplab.model.deeplab import build_model
 from deeplab.model.options import ModelOptions
+from deeplab.model.predict import logits_stride
 from deeplab.model.pyramid import MERGED, pyramid_logits
 from deeplab.model.sync_batch_norm import BatchNormalization
 from deeplab.train import losses
@@ -159,7 +160,7 @@ class Trainer:
                 freeze_batch_norm(self.model)
             self.optimizer = make_optimizer(options)
             self.optimizer.build(self.model.trainable_variables)
-            # issue 26: NAS drop path ramps in over training (no-op without DropPath layers)
+            # NAS drop path ramps in over the training steps (no-op without DropPath layers)
             nas.attach_drop_path_schedule(self.model, self.optimizer.iterations,
                                           options.training_number_of_steps)
             self.checkpoint = model_checkpoint(self.model, optimizer=self.optimizer)
@@ -267,11 +268,9 @@ class Trainer:
         spec = losses.LossSpec(self.data.num_classes, self.data.ignore_label,
                                o.upsample_logits, o.label_weights)
         context = tf.distribute.get_replica_context()
-        logits_stride = (self.model_options.decoder_output_stride
-                         or self.model_options.output_stride)
         with tf.GradientTape() as tape:
             outputs = pyramid_logits(self.model, images, o.image_pyramid, o.merge_method,
-                                     logits_stride, training=True)
+                                     logits_stride(self.model_options), training=True)
             terms = {}
             for key, logits in outputs.items():  # one loss per scale, and the merged one
                 suffix = "" if key == MERGED else f"_{key}"
