@@ -102,8 +102,13 @@ def _define_loss_flags(fv):
                               "Per-class loss weights, repeated (one per class), or auto "
                               "(alias median_frequency): from the split's pixel counts in "
                               "dataset.json.", flag_values=fv)
-    flags.DEFINE_enum("loss", _T.loss, list(loss_names()),
-                      "Training loss (deeplab.train.losses.LOSSES).", flag_values=fv)
+    flags.DEFINE_string("loss", _T.loss,
+                        "Training losses with weights, NAME[:WEIGHT],... (e.g. "
+                        "softmax_cross_entropy:1,dice:0.5); names: "
+                        f"{', '.join(loss_names())}.", flag_values=fv)
+    flags.DEFINE_list("loss_options", list(_T.loss_options),
+                      "Loss hyperparameters, NAME.FIELD=VALUE,... (e.g. dice.smooth=0.1, "
+                      "lovasz_softmax.per_image=true).", flag_values=fv)
     flags.DEFINE_multi_float("image_pyramid", None,
                              "Training scales, repeated (e.g. 0.5 and 1.0): one loss per "
                              "scale plus one on the merged logits.", flag_values=fv)

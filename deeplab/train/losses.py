@@ -1,5 +1,10 @@
-"""Training loss: pixel-wise softmax cross entropy with ignore label, class weights and
-online hard example mining, normalised over the global batch for tf.distribute."""
+"""Training losses: the registry (`LOSSES`, `--loss=NAME[:WEIGHT],...`), the original's
+pixel-wise softmax cross entropy (ignore label, class weights, online hard example mining),
+each term normalised over the global batch for tf.distribute, and weight decay.
+
+The contract of a loss is in `deeplab.train.loss_terms`; adding one is a module with a
+frozen dataclass (fields = hyperparameters, set by `--loss_options=NAME.FIELD=VALUE`) plus
+one entry in `LOSSES`."""
 
 from __future__ import annotations
 
@@ -7,27 +12,15 @@ import dataclasses
 
 import tensorflow as tf
 
-from deeplab.model.layers import resize_bilinear_align_corners
-
-
-def match_sizes(logits, labels, upsample_logits: bool):
-    """logits [B, h, w, C], labels [B, H, W, 1] -> equal-size pair (logits float32).
-
-    upsample_logits: logits resized to the labels (bilinear, align_corners); otherwise the
-    labels are resized to the logits (nearest neighbour), as the original's flag.
-    """
-    logits = tf.cast(logits, tf.float32)
-    if upsample_logits:
-        return resize_bilinear_align_corners(logits, tf.shape(labels)[1:3]), labels
-    labels = tf.raw_ops.ResizeNearestNeighbor(images=labels, size=tf.shape(logits)[1:3],
-                                              align_corners=True, half_pixel_centers=False)
-    return logits, labels
+from deeplab.train.dice_loss import Dice
+from deeplab.train.loss_syntax import parse_loss_options, parse_loss_weights
+from deeplab.train.loss_terms import LossSpec, PixelLosses, RegionLoss, match_sizes, valid_pixels
+from deeplab.train.lovasz_loss import LovaszSoftmax
 
 
 def pixel_weights(labels, num_classes: int, ignore_label: int, label_weights=None):
     """Per-pixel weights [N]: 0 at ignore (and out-of-range) labels, else the class weight."""
-    valid = tf.logical_and(tf.not_equal(labels, ignore_label),
-                           tf.logical_and(labels >= 0, labels < num_classes))
+    valid = valid_pixels(labels, num_classes, ignore_label)
     if label_weights is None:
         return tf.cast(valid, tf.float32)
     weights = tf.gather(tf.constant(label_weights, tf.float32),
@@ -60,7 +53,8 @@ def pixel_losses(logits, labels, num_classes: int, ignore_label: int,
     weights = pixel_weights(labels, num_classes, ignore_label, label_weights)
     ce = tf.nn.sparse_softmax_cross_entropy_with_logits(
         labels=tf.clip_by_value(labels, 0, num_classes - 1), logits=logits)
-    return ce * weights, tf.reduce_sum(tf.cast(tf.not_equal(labels, ignore_label), tf.float32))
+    return PixelLosses(
+        ce * weights, tf.reduce_sum(tf.cast(tf.not_equal(labels, ignore_label), tf.float32)))
 
 
 def replica_loss(losses, global_count, top_k=None, num_replicas: int = 1):
@@ -103,39 +97,102 @@ def weight_decay_loss(model, weight_decay: float):
     return weight_decay * tf.add_n([tf.nn.l2_loss(tf.cast(k, tf.float32)) for k in kernels])
 
 
-# --- The loss registry --------------------------------------------------------------------
-# A loss is `fn(logits [B, h, w, C], labels int [B, H, W, 1], spec: LossSpec)` returning
-# {term name: (per-pixel losses float32 [N], counted pixels float32 scalar)}. The trainer
-# normalises each term over the global batch (`replica_loss`: all-reduced counts, hard
-# example mining) and sums them with weight decay into the total; adding a loss is one
-# function plus one entry in LOSSES.
 
 
 @dataclasses.dataclass(frozen=True)
-class LossSpec:
-    """What every loss may need: classes, the ignore label, how logits and labels are
-    brought to one size, and per-class weights (None: all 1)."""
-
-    num_classes: int
-    ignore_label: int
-    upsample_logits: bool = True
-    label_weights: tuple[float, ...] | None = None
-
-
-def softmax_cross_entropy(logits, labels, spec: LossSpec) -> dict:
+class SoftmaxCrossEntropy:
     """The original's loss: weighted pixel-wise softmax cross entropy, ignore label left out."""
-    return {"cross_entropy": pixel_losses(logits, labels, spec.num_classes, spec.ignore_label,
-                                          spec.upsample_logits, spec.label_weights)}
+
+    def __call__(self, logits, labels, spec: LossSpec) -> dict:
+        return {"cross_entropy": pixel_losses(logits, labels, spec.num_classes,
+                                              spec.ignore_label, spec.upsample_logits,
+                                              spec.label_weights)}
 
 
 LOSSES = {
-    "softmax_cross_entropy": softmax_cross_entropy,
+    "softmax_cross_entropy": SoftmaxCrossEntropy,
+    "dice": Dice,
+    "lovasz_softmax": LovaszSoftmax,
 }
 
 
 def get_loss(name: str):
-    """The registered loss `name`; ValueError naming the registered ones otherwise."""
+    """The registered loss class `name`; ValueError naming the registered ones otherwise."""
     try:
         return LOSSES[name]
     except KeyError:
         raise ValueError(f"unknown loss {name!r}; registered: {', '.join(LOSSES)}") from None
+
+
+@dataclasses.dataclass(frozen=True)
+class WeightedLoss:
+    """One entry of --loss: the configured loss and the weight of its terms."""
+
+    name: str
+    weight: float
+    loss: object
+
+
+def build_losses(loss: str, loss_options=()) -> tuple[WeightedLoss, ...]:
+    """The losses of `--loss` configured by `--loss_options`; ValueError naming what is
+    wrong (unknown loss, option for a loss not in --loss, unknown field, bad value)."""
+    weights = parse_loss_weights(loss)
+    options = parse_loss_options(loss_options)
+    stray = set(options) - {name for name, _ in weights}
+    if stray:
+        raise ValueError(f"--loss_options for {', '.join(sorted(stray))}, which --loss="
+                         f"{loss!r} does not use")
+    return tuple(WeightedLoss(name, weight, _configure(name, options.get(name, {})))
+                 for name, weight in weights)
+
+
+def _configure(name: str, values: dict[str, str]):
+    cls = get_loss(name)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, text in values.items():
+        if key not in fields:
+            raise ValueError(f"loss {name!r} has no option {key!r}; its options: "
+                             f"{', '.join(fields) or 'none'}")
+        kwargs[key] = _convert(text, fields[key].default, f"{name}.{key}")
+    return cls(**kwargs)
+
+
+def _convert(text: str, default, where: str):
+    """text as the type of the field's default."""
+    try:
+        if isinstance(default, bool):
+            if text.lower() not in ("true", "false", "1", "0"):
+                raise ValueError
+            return text.lower() in ("true", "1")
+        return type(default)(text)
+    except ValueError:
+        raise ValueError(f"--loss_options {where}={text!r}: expected a "
+                         f"{type(default).__name__}") from None
+
+
+def replica_term(term, top_k=None, num_replicas: int = 1):
+    """This replica's share of a term, so that the replicas' shares sum to the batch's.
+
+    PixelLosses: sum over the global count (`replica_loss`, with hard example mining when
+    top_k is set); RegionLoss: its value (a mean over this replica's batch) / num_replicas.
+    """
+    if isinstance(term, RegionLoss):
+        return term.value / float(num_replicas)
+    per_pixel, count = term
+    global_count = tf.distribute.get_replica_context().all_reduce("sum", count)
+    return replica_loss(per_pixel, global_count, top_k, num_replicas)
+
+
+def weighted_terms(configured, logits, labels, spec: LossSpec, top_k=None,
+                   num_replicas: int = 1, suffix: str = "") -> dict:
+    """{term name + suffix: weight x this replica's share} over the configured losses;
+    ValueError when two losses name a term alike."""
+    terms = {}
+    for entry in configured:
+        for name, term in entry.loss(logits, labels, spec).items():
+            if name + suffix in terms:
+                raise ValueError(f"two losses report a term named {name!r}")
+            value = replica_term(term, top_k, num_replicas)
+            terms[name + suffix] = value if entry.weight == 1.0 else entry.weight * value
+    return terms

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -89,41 +91,14 @@ def test_weight_decay_counts_conv_kernels_only():
 def test_registry_picks_losses_by_name_and_refuses_unknown_ones(batch):
     logits, labels = batch
     spec = losses.LossSpec(C, 255)
-    terms = losses.get_loss("softmax_cross_entropy")(logits, labels, spec)
+    terms = losses.get_loss("softmax_cross_entropy")()(logits, labels, spec)
     assert list(terms) == ["cross_entropy"]
     per_pixel, count = terms["cross_entropy"]
     expected, expected_count = losses.pixel_losses(logits, labels, C, 255)
     np.testing.assert_array_equal(per_pixel.numpy(), expected.numpy())
     assert float(count) == float(expected_count)
-    with pytest.raises(ValueError, match="unknown loss 'dice'.*softmax_cross_entropy"):
-        losses.get_loss("dice")
-
-
-def test_a_registered_loss_trains_with_its_named_terms(monkeypatch, tmp_path):
-    """One function plus one registry entry: the trainer reports each term and their sum."""
-    from deeplab.data.pipeline import InputOptions
-    from deeplab.datasets.synthetic import write_synthetic_dataset
-    from deeplab.model.options import ModelOptions
-    from deeplab.train.options import TrainOptions
-    from deeplab.train.trainer import DataOptions, Trainer
-
-    def doubled(logits, labels, spec):
-        ce = losses.softmax_cross_entropy(logits, labels, spec)["cross_entropy"]
-        return {"cross_entropy": ce, "doubled": (2.0 * ce[0], ce[1])}
-
-    monkeypatch.setitem(losses.LOSSES, "doubled", doubled)
-    folder = str(tmp_path / "data")
-    descriptor = write_synthetic_dataset(folder, num_train=4, num_val=1, image_size=(33, 33))
-    data = DataOptions("synthetic", folder, "train", descriptor.num_classes,
-                       descriptor.ignore_label, InputOptions(crop_size=(33, 33)))
-    model = ModelOptions(model_variant="mobilenet_v2", depth_multiplier=0.5,
-                         num_classes=descriptor.num_classes, aspp_convs_filters=8)
-    options = TrainOptions(train_logdir=str(tmp_path / "run"), training_number_of_steps=1,
-                           train_batch_size=2, loss="doubled", weight_decay=0.0, seed=1)
-    trainer = Trainer(model, options, data, tf.distribute.OneDeviceStrategy("/cpu:0"))
-    values = {k: float(v) for k, v in trainer.make_step_fn()(iter(trainer.dataset())).items()}
-    assert values["doubled"] == pytest.approx(2 * values["cross_entropy"], rel=1e-5)
-    assert values["total_loss"] == pytest.approx(3 * values["cross_entropy"], rel=1e-5)
+    with pytest.raises(ValueError, match="unknown loss 'focal'.*softmax_cross_entropy"):
+        losses.get_loss("focal")
 
 
 def test_nas_separable_convolutions_are_weight_decayed_on_both_kernels():
@@ -139,3 +114,74 @@ def test_nas_separable_convolutions_are_weight_decayed_on_both_kernels():
                                          "logits/kernel"]
     want = 0.5 * sum(float((v.numpy() ** 2).sum()) for v in decayed)
     assert float(losses.weight_decay_loss(model, 1.0)) == pytest.approx(want, rel=1e-5)
+
+
+def test_build_losses_configures_each_loss_and_names_mistakes():
+    built = losses.build_losses("softmax_cross_entropy:1,dice:0.5,lovasz_softmax:0.25",
+                                ("dice.smooth=0.1", "lovasz_softmax.per_image=true"))
+    assert [(b.name, b.weight) for b in built] == [
+        ("softmax_cross_entropy", 1.0), ("dice", 0.5), ("lovasz_softmax", 0.25)]
+    assert built[1].loss.smooth == 0.1 and built[2].loss.per_image is True
+    with pytest.raises(ValueError, match="no option 'eps'; its options: smooth, classes"):
+        losses.build_losses("dice", ("dice.eps=1",))
+    with pytest.raises(ValueError, match="dice.smooth='a': expected a float"):
+        losses.build_losses("dice", ("dice.smooth=a",))
+    with pytest.raises(ValueError, match="lovasz_softmax.per_image='maybe': expected a bool"):
+        losses.build_losses("lovasz_softmax", ("lovasz_softmax.per_image=maybe",))
+    with pytest.raises(ValueError, match="--loss_options for dice, which --loss="):
+        losses.build_losses("softmax_cross_entropy", ("dice.smooth=1",))
+
+
+def test_weighted_terms_scale_each_loss(batch):
+    logits, labels = batch
+    spec = losses.LossSpec(C, 255)
+    one = losses.weighted_terms(losses.build_losses("softmax_cross_entropy,dice"),
+                                logits, labels, spec)
+    weighted = losses.weighted_terms(losses.build_losses("softmax_cross_entropy:2,dice:0.5"),
+                                     logits, labels, spec, suffix="_s")
+    assert set(weighted) == {"cross_entropy_s", "dice_s"}
+    assert float(weighted["cross_entropy_s"]) == pytest.approx(2 * float(one["cross_entropy"]))
+    assert float(weighted["dice_s"]) == pytest.approx(0.5 * float(one["dice"]))
+    halves = losses.weighted_terms(losses.build_losses("dice"), logits, labels, spec,
+                                   num_replicas=2)
+    assert float(halves["dice"]) == pytest.approx(0.5 * float(one["dice"]))
+
+
+def test_registered_losses_train_with_their_weighted_terms(monkeypatch, tmp_path):
+    """The quick start's setting (synthetic data, MobileNetV2) with a weighted sum of a
+    loss registered by a test (one class plus one entry), Dice and Lovasz: every term is
+    reported, the total is their sum, and they go down."""
+    from deeplab.data.pipeline import InputOptions
+    from deeplab.datasets.synthetic import write_synthetic_dataset
+    from deeplab.model.options import ModelOptions
+    from deeplab.train.options import TrainOptions
+    from deeplab.train.trainer import DataOptions, Trainer
+
+    @dataclasses.dataclass(frozen=True)
+    class Doubled:
+        def __call__(self, logits, labels, spec):
+            ce = losses.SoftmaxCrossEntropy()(logits, labels, spec)["cross_entropy"]
+            return {"cross_entropy": ce, "doubled": (2.0 * ce[0], ce[1])}
+
+    monkeypatch.setitem(losses.LOSSES, "doubled", Doubled)
+    folder = str(tmp_path / "data")
+    descriptor = write_synthetic_dataset(folder, num_train=2, num_val=1, image_size=(33, 33))
+    data = DataOptions("synthetic", folder, "train", descriptor.num_classes,
+                       descriptor.ignore_label, InputOptions(crop_size=(33, 33)))
+    model = ModelOptions(model_variant="mobilenet_v2", depth_multiplier=0.5,
+                         num_classes=descriptor.num_classes, aspp_convs_filters=8)
+    options = TrainOptions(train_logdir=str(tmp_path / "run"), training_number_of_steps=1,
+                           train_batch_size=2, weight_decay=0.0, seed=1,
+                           loss="doubled:1,dice:0.5,lovasz_softmax:0.5",
+                           loss_options=("dice.smooth=0.5",), optimizer="adam",
+                           adam_learning_rate=0.01)
+    trainer = Trainer(model, options, data, tf.distribute.OneDeviceStrategy("/cpu:0"))
+    step, batches = trainer.make_step_fn(), iter(trainer.dataset())
+    history = [{k: float(v) for k, v in step(batches).items()} for _ in range(12)]
+    first, last = history[0], history[-1]
+    terms = ("cross_entropy", "doubled", "dice", "lovasz_softmax")
+    assert first["doubled"] == pytest.approx(2 * first["cross_entropy"], rel=1e-5)
+    assert first["total_loss"] == pytest.approx(sum(first[t] for t in terms) + first[
+        "weight_decay"], rel=1e-5)
+    for term in terms:
+        assert last[term] < first[term], (term, first[term], last[term])

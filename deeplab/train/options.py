@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import sys
 
+from deeplab.train.loss_syntax import parse_loss_options, parse_loss_weights
+
 OPTIMIZERS = ("momentum", "adam")
 # How momentum is kept: "tf1" as the original (TF1 MomentumOptimizer: a = m * a + g,
 # w -= lr * a) or "keras" (keras.optimizers.SGD: v = m * v - lr * g, w += v). Equal at a
@@ -29,7 +31,9 @@ class TrainOptions:
     Momentum: `momentum_update` (MOMENTUM_UPDATES), TF1's by default.
     Gradients: every bias's gradient times bias_gradient_multiplier (the original's 2),
     the last layers' times last_layer_gradient_multiplier (both for last-layer biases).
-    Loss: `loss` from `deeplab.train.losses.LOSSES` (default: cross entropy weighted by
+    Loss: `loss` names losses of `deeplab.train.losses.LOSSES` with weights
+    (NAME[:WEIGHT],...; hyperparameters by loss_options NAME.FIELD=VALUE; default: cross
+    entropy weighted by
     label_weights, divided by the non-ignored pixels; with top_k_percent_pixels < 1 the
     hardest pixels once hard_example_mining_step has ramped it in, divided by the non-zero
     losses among them), one term per `image_pyramid` scale plus the merged logits
@@ -71,6 +75,7 @@ class TrainOptions:
     top_k_percent_pixels: float = 1.0
     label_weights: tuple[float, ...] | None = None
     loss: str = "softmax_cross_entropy"
+    loss_options: tuple[str, ...] = ()
     sync_batch_norm: bool = False
     tf_initial_checkpoint: str | None = None
     initialize_last_layer: bool = True
@@ -86,6 +91,7 @@ class TrainOptions:
     seed: int | None = None
 
     def __post_init__(self):
+        object.__setattr__(self, "loss_options", tuple(self.loss_options or ()))
         for name in ("label_weights", "image_pyramid"):
             value = getattr(self, name)
             if value is not None:
@@ -106,8 +112,13 @@ class TrainOptions:
             (self.num_clones >= 1, "num_clones must be at least 1"),
             (self.keep_checkpoint_max >= 1, "keep_checkpoint_max must be at least 1"),
             (self.log_steps >= 1, "log_steps must be at least 1"),
-            (self.loss in _loss_names(), f"loss must be one of {_loss_names()}"),
         ]
+        unknown = [name for name, _ in parse_loss_weights(self.loss)
+                   if name not in _loss_names()]
+        if unknown:
+            checks.append((False, f"unknown loss {unknown[0]!r} in --loss={self.loss!r}; "
+                                  f"registered: {', '.join(_loss_names())}"))
+        parse_loss_options(self.loss_options)
         for ok, message in checks:
             if not ok:
                 raise ValueError(message)

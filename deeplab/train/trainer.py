@@ -151,6 +151,7 @@ class Trainer:
     def __init__(self, model_options: ModelOptions, options: TrainOptions,
                  data: DataOptions, strategy: tf.distribute.Strategy):
         self.model_options, self.options, self.data = model_options, options, data
+        self.losses = losses.build_losses(options.loss, options.loss_options)
         self.strategy = strategy
         self.chief = is_chief(strategy)
         with strategy.scope():
@@ -267,18 +268,14 @@ class Trainer:
                                        o.hard_example_mining_step)
         spec = losses.LossSpec(self.data.num_classes, self.data.ignore_label,
                                o.upsample_logits, o.label_weights)
-        context = tf.distribute.get_replica_context()
         with tf.GradientTape() as tape:
             outputs = pyramid_logits(self.model, images, o.image_pyramid, o.merge_method,
                                      logits_stride(self.model_options), training=True)
             terms = {}
             for key, logits in outputs.items():  # one loss per scale, and the merged one
                 suffix = "" if key == MERGED else f"_{key}"
-                for name, (pixel_losses, count) in losses.get_loss(o.loss)(
-                        logits, labels, spec).items():
-                    global_count = context.all_reduce("sum", count)
-                    terms[name + suffix] = losses.replica_loss(pixel_losses, global_count,
-                                                               top_k, replicas)
+                terms.update(losses.weighted_terms(self.losses, logits, labels, spec, top_k,
+                                                   replicas, suffix))
             terms["weight_decay"] = losses.weight_decay_loss(self.model, o.weight_decay) / replicas
             loss = tf.add_n(list(terms.values()))
             scaled = self.optimizer.scale_loss(loss)  # loss scaling under fp16, else as is
