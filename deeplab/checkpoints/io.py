@@ -20,23 +20,20 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from deeplab.model import heads
 from deeplab.model.layers import tf1_scope
 
 LOGITS_WEIGHTS = "logits/semantic/weights"
 LOGITS_BIASES = "logits/semantic/biases"
-# The original's "last layers" (model.get_extra_layer_scopes): what
-# --initialize_last_layer=false leaves out of the restore (as scope prefixes) and
-# --last_layer_gradient_multiplier scales (as substrings of the variable name, as the
-# original's get_model_gradient_multipliers matches them). meta_architecture is the Dense
-# Prediction Cell's scope.
-LAST_LAYER_SCOPES = ("logits", "image_pooling", "aspp", "concat_projection", "decoder",
-                     "meta_architecture")
-LOGITS_ONLY_SCOPES = ("logits",)
 
 
 def last_layer_scopes(logits_only: bool) -> tuple[str, ...]:
-    """LOGITS_ONLY_SCOPES with --last_layers_contain_logits_only, else LAST_LAYER_SCOPES."""
-    return LOGITS_ONLY_SCOPES if logits_only else LAST_LAYER_SCOPES
+    """The original's "last layers" (model.get_extra_layer_scopes), as the head registry
+    declares them: what --initialize_last_layer=false leaves out of the restore (as scope
+    prefixes) and --last_layer_gradient_multiplier scales (as substrings of the variable
+    name, as the original's get_model_gradient_multipliers matches them); only the logits
+    with --last_layers_contain_logits_only."""
+    return heads.last_layer_scopes(logits_only)
 _OURS_PREFIX = "model/"
 _OURS_SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
 # Checkpoint entries that are not model weights (optimizer slots, EMA, counters).
@@ -288,7 +285,7 @@ def restore_model(model: keras.Model, path: str, exclude_scopes=(), allow_missin
                   allow_unused=True) -> RestoreReport:
     """Fills `model` from a checkpoint in either format, matching TF1 variable names.
 
-    exclude_scopes: name prefixes left at their initial values (e.g. LAST_LAYER_SCOPES).
+    exclude_scopes: name prefixes left at their initial values (e.g. last_layer_scopes()).
     Raises CheckpointError listing every name and shape when shapes differ, when a model
     variable is missing (unless allow_missing) or a checkpoint variable is unused (unless
     allow_unused); nothing is assigned then.

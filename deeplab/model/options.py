@@ -13,6 +13,8 @@ import json
 import sys
 from collections.abc import Sequence
 
+from deeplab.model.backbone_spec import OUTPUT_STRIDES
+
 NORMALIZATIONS = ("batch", "group")
 # Fields earlier runs saved that no longer change the network (they moved to the options that
 # use them: the crop to InputOptions / ExportOptions, BatchNorm sync to TrainOptions); read
@@ -171,8 +173,9 @@ class ModelOptions:
         if self.model_variant not in variants:
             raise ValueError(
                 f"model_variant={self.model_variant!r} is not one of {', '.join(variants)}")
-        if self.output_stride not in (8, 16, 32):
-            raise ValueError(f"output_stride={self.output_stride} must be 8, 16 or 32")
+        if self.output_stride not in OUTPUT_STRIDES:
+            raise ValueError(f"output_stride={self.output_stride} must be "
+                             f"{', '.join(map(str, OUTPUT_STRIDES))}")
         if self.decoder_output_stride is not None and self.decoder_output_stride < 1:
             raise ValueError(f"decoder_output_stride={self.decoder_output_stride} must be "
                              "positive or unset")
@@ -199,11 +202,6 @@ class ModelOptions:
         if self.decoder_output_is_logits and self.decoder_filters != self.num_classes:
             raise ValueError(f"decoder_output_is_logits: decoder_filters={self.decoder_filters} "
                              f"must equal num_classes={self.num_classes}")
-
-    @property
-    def head(self) -> str:
-        """Name of the head in `deeplab.model.heads`: the Dense Prediction Cell or ASPP."""
-        return "dense_prediction_cell" if self.dense_prediction_cell_config else "aspp"
 
     def replace(self, **changes) -> ModelOptions:
         return dataclasses.replace(self, **changes)
