@@ -30,7 +30,9 @@ UNSUPPORTED_DEFAULTS = {
 
 _DEFINERS = {"integer": flags.DEFINE_integer, "float": flags.DEFINE_float,
              "boolean": flags.DEFINE_boolean, "string": flags.DEFINE_string,
-             "list": flags.DEFINE_list, "multi_integer": flags.DEFINE_multi_integer}
+             "list": flags.DEFINE_list, "multi_integer": flags.DEFINE_multi_integer,
+             "multi_float": flags.DEFINE_multi_float,
+             "multi_string": flags.DEFINE_multi_string}
 
 
 def define_option_flags(cls, fv: flags.FlagValues) -> None:

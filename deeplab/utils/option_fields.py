@@ -17,7 +17,8 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
-KINDS = ("integer", "float", "boolean", "string", "enum", "list", "multi_integer")
+KINDS = ("integer", "float", "boolean", "string", "enum", "list", "multi_integer",
+         "multi_float", "multi_string")
 
 
 def option(default, kind: str, help: str, *, flag: str | None = None,
@@ -31,11 +32,14 @@ def option(default, kind: str, help: str, *, flag: str | None = None,
     flag_default: the flag's default when it is not the field's (e.g. "" for a JSON path
       whose parsed content is the field).
     group: which options the flag belongs to (shown in the README's flag table).
+    default: dataclasses.MISSING for a required field (then give flag_default).
     """
     if kind not in KINDS:
         raise ValueError(f"option kind {kind!r} is not one of {', '.join(KINDS)}")
     metadata = {"kind": kind, "help": help, "flag": flag, "choices": choices,
                 "from_flag": from_flag, "flag_default": flag_default, "group": group}
+    if default is dataclasses.MISSING:  # a required field (its flag's default: flag_default)
+        return dataclasses.field(metadata={"option": metadata})
     return dataclasses.field(default=default, metadata={"option": metadata})
 
 
