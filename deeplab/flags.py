@@ -14,6 +14,7 @@ import logging
 
 from absl import flags
 
+from deeplab.data.input_options import RECORDS, RESIZE, InputOptions
 from deeplab.model.options import ModelOptions, model_variants
 from deeplab.utils.option_fields import flag_specs
 
@@ -35,20 +36,22 @@ _DEFINERS = {"integer": flags.DEFINE_integer, "float": flags.DEFINE_float,
              "multi_string": flags.DEFINE_multi_string}
 
 
-def define_option_flags(cls, fv: flags.FlagValues) -> None:
-    """One flag per `option` field of the dataclass `cls` (deeplab.utils.option_fields)."""
-    for spec in flag_specs(cls):
+def define_option_flags(cls, fv: flags.FlagValues, groups=None) -> None:
+    """One flag per `option` field of the dataclass `cls` (deeplab.utils.option_fields),
+    only those of `groups` when given."""
+    for spec in flag_specs(cls, groups):
         if spec.kind == "enum":
             flags.DEFINE_enum(spec.name, spec.default, spec.choices, spec.help, flag_values=fv)
         else:
             _DEFINERS[spec.kind](spec.name, spec.default, spec.help, flag_values=fv)
 
 
-def option_flag_values(cls, fv: flags.FlagValues) -> dict:
-    """{field: value} of every `option` field of `cls` from its flag (given or default);
-    flags.ValidationError naming the flag when its text does not convert."""
+def option_flag_values(cls, fv: flags.FlagValues, groups=None) -> dict:
+    """{field: value} of every `option` field of `cls` (of `groups` when given) from its
+    flag (given or default); flags.ValidationError naming the flag when its text does not
+    convert."""
     values = {}
-    for spec in flag_specs(cls):
+    for spec in flag_specs(cls, groups):
         try:
             values[spec.field] = spec.from_flag(fv[spec.name].value)
         except ValueError as exc:
@@ -125,29 +128,17 @@ def overridden_fields(fv: flags.FlagValues, saved: ModelOptions) -> dict:
 
 def define_resize_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
     """The original's optional resize of every image (common.py), before crop/pad."""
-    flags.DEFINE_integer("min_resize_value", None, "Resize images so the shorter side is this.",
-                         flag_values=fv)
-    flags.DEFINE_integer("max_resize_value", None, "Cap on the longer side after resizing.",
-                         flag_values=fv)
-    flags.DEFINE_integer("resize_factor", None, "Resized sizes are multiples of this plus one.",
-                         flag_values=fv)
-    flags.DEFINE_boolean("keep_aspect_ratio", True, "Keep the aspect ratio when resizing.",
-                         flag_values=fv)
+    define_option_flags(InputOptions, fv, groups=(RESIZE,))
 
 
 def define_damaged_records_flag(fv: flags.FlagValues = flags.FLAGS) -> None:
     """--skip_damaged_records (train.py, eval.py, vis.py): InputOptions.skip_damaged_records."""
-    flags.DEFINE_boolean("skip_damaged_records", False,
-                         "Scan the split's records first and leave out damaged ones (CRC "
-                         "mismatch, cut shard, undecodable image or label), each named once "
-                         "and counted; without it a damaged record stops the run, named.",
-                         flag_values=fv)
+    define_option_flags(InputOptions, fv, groups=(RECORDS,))
 
 
 def resize_flag_values(fv: flags.FlagValues) -> dict:
     """InputOptions fields of the resize flags."""
-    return {name: fv[name].value for name in (
-        "min_resize_value", "max_resize_value", "resize_factor", "keep_aspect_ratio")}
+    return option_flag_values(InputOptions, fv, groups=(RESIZE,))
 
 
 def pair_flag(fv: flags.FlagValues, name: str) -> tuple[int, int] | None:

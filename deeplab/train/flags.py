@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from absl import flags
 
+from deeplab.data.input_options import AUGMENT, InputOptions
 from deeplab.flags import (
     define_damaged_records_flag,
     define_like,
@@ -21,6 +22,8 @@ from deeplab.flags import (
     option_flag_values,
 )
 from deeplab.train.options import TrainOptions
+
+_CROP = InputOptions.__dataclass_fields__["crop_size"].default
 
 # The original's TF1 cluster flags: {flag: (its default, what replaces it here)}.
 CLUSTER_FLAGS = {
@@ -45,11 +48,9 @@ def _define_data_flags(fv):
                         "on first use when --dataset_dir is unset).", flag_values=fv)
     flags.DEFINE_string("dataset_dir", None, "Directory of TFRecord shards.", flag_values=fv)
     flags.DEFINE_string("train_split", "train", "Split to train on.", flag_values=fv)
-    flags.DEFINE_list("train_crop_size", "513,513", "Training crop height,width.",
-                      flag_values=fv)
-    flags.DEFINE_float("min_scale_factor", 0.5, "Smallest random scale.", flag_values=fv)
-    flags.DEFINE_float("max_scale_factor", 2.0, "Largest random scale.", flag_values=fv)
-    flags.DEFINE_float("scale_factor_step_size", 0.25, "Random scale step.", flag_values=fv)
+    flags.DEFINE_list("train_crop_size", ",".join(map(str, _CROP)),
+                      "Training crop height,width.", flag_values=fv)
+    define_option_flags(InputOptions, fv, groups=(AUGMENT,))
 
 
 def define_train_flags(fv: flags.FlagValues = flags.FLAGS) -> None:

@@ -67,12 +67,13 @@ def _flag_default(kind: str, value):
     return value
 
 
-def flag_specs(cls) -> list[FlagSpec]:
-    """The FlagSpec of every field of dataclass `cls` declared with `option`, in order."""
+def flag_specs(cls, groups=None) -> list[FlagSpec]:
+    """The FlagSpec of every field of dataclass `cls` declared with `option` (in `groups`
+    when given), in field order."""
     specs = []
     for field in dataclasses.fields(cls):
         meta = field.metadata.get("option")
-        if meta is None:
+        if meta is None or (groups is not None and meta["group"] not in groups):
             continue
         kind = meta["kind"]
         default = meta["flag_default"]
