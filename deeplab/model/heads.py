@@ -4,8 +4,8 @@ Each entry is a `HeadSpec`: `build(features [B, h, w, C], options, norm) -> [B, 
 the predicate `applies(options)` that selects it, the TF1 variable scopes it creates that
 count as "last layers" (`--last_layer_gradient_multiplier`, `--initialize_last_layer`),
 and the `ModelOptions` fields that only it reads (its option group). `select(options)` is
-the first registered entry whose predicate holds, so more specific heads register first.
-Adding a head is one module plus one `register` call.
+the first registered entry whose predicate holds, else ASPP (the default head, whose
+predicate is None). Adding a head is one module plus one `register` call.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ class HeadSpec:
 
     name: str
     build: Callable
-    applies: Callable[[object], bool]
+    applies: Callable[[object], bool] | None
     last_layer_scopes: tuple[str, ...] = ()
     options: tuple[str, ...] = ()
 
@@ -42,8 +42,7 @@ register(HeadSpec(
 # The original skips ASPP without aspp_with_batch_norm: the backbone features go on.
 register(HeadSpec("none", lambda features, options, norm: features,
                   lambda options: not options.aspp_with_batch_norm))
-register(HeadSpec("aspp", aspp.build, lambda options: True, aspp.LAST_LAYER_SCOPES,
-                  aspp.OPTIONS))
+DEFAULT = register(HeadSpec("aspp", aspp.build, None, aspp.LAST_LAYER_SCOPES, aspp.OPTIONS))
 
 # The decoder and the classifier: the other last layers (the original's
 # get_extra_layer_scopes: logits, image_pooling, aspp, concat_projection, decoder,
@@ -53,8 +52,9 @@ DECODER_SCOPES = (decoder.SCOPE,)
 
 
 def select(options) -> HeadSpec:
-    """The head `options` ask for: the first registered entry that applies."""
-    return next(spec for spec in HEADS.values() if spec.applies(options))
+    """The head `options` ask for: the first registered entry that applies, else ASPP."""
+    return next((spec for spec in HEADS.values()
+                 if spec.applies is not None and spec.applies(options)), DEFAULT)
 
 
 def build_head(features, options, norm):

@@ -39,7 +39,7 @@ def model_variants() -> tuple[str, ...]:
     its names as remembered by deeplab.utils.names_cache (the registry imports Keras)."""
     registry = sys.modules.get("deeplab.model.backbones")
     if registry is not None:
-        return registry.MODEL_VARIANTS
+        return registry.BACKBONES.names()
     from deeplab.utils.names_cache import cached
 
     return cached("model_variants", _registered_variants)
