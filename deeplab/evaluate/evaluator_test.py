@@ -18,6 +18,7 @@ from deeplab.datasets.synthetic import generate_example, write_synthetic_dataset
 from deeplab.evaluate import evaluator, summaries
 from deeplab.evaluate.metrics import ConfusionMatrix
 from deeplab.model.deeplab import build_model
+from deeplab.model.layer_walk import all_layers
 from deeplab.model.options import ModelOptions
 from deeplab.model.predict import Predictor
 
@@ -37,7 +38,7 @@ def calibrated_model(options: ModelOptions, seed: int = 0) -> keras.Model:
     model = build_model(options)
     redraw_logits(model, seed)
     images = np.stack([generate_example(i, "val", SIZE)[0] for i in range(3)])
-    norms = [layer for layer in model._flatten_layers()
+    norms = [layer for layer in all_layers(model)
              if isinstance(layer, keras.layers.BatchNormalization)]
     momenta = [layer.momentum for layer in norms]
     for layer in norms:

@@ -7,6 +7,7 @@ import numpy as np
 
 from deeplab.model import conv
 from deeplab.model.deeplab import build_model
+from deeplab.model.layer_walk import all_layers
 from deeplab.model.options import ModelOptions
 from deeplab.model.sync_batch_norm import BatchNormalization
 
@@ -37,7 +38,7 @@ def calibrate_batch_norm(model: keras.Model, height: int = 65, width: int = 65,
     A freshly initialised network's activations vanish (logits ~1e-11, ties everywhere);
     after this its logits vary by a few units, so label comparisons mean something.
     """
-    layers = [layer for layer in model._flatten_layers()
+    layers = [layer for layer in all_layers(model)
               if isinstance(layer, keras.layers.BatchNormalization)]
     momenta = [layer.momentum for layer in layers]
     for layer in layers:
@@ -66,7 +67,7 @@ def redraw_logits(model: keras.Model, seed: int = 0) -> None:
     of stddev 0.01 for fresh layers: a random test network then has logits of a trained
     one's size, and its labels survive quantisation noise as a trained network's do
     (with 0.01 the class probabilities are nearly uniform and ties flip)."""
-    layer = next((lay for lay in model._flatten_layers() if lay.name == "logits.semantic"),
+    layer = next((lay for lay in all_layers(model) if lay.name == "logits.semantic"),
                  None)
     if layer is not None:
         draw = keras.initializers.GlorotUniform(seed=seed)

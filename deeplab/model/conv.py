@@ -32,8 +32,9 @@
   left for grappler to fold (it refuses constants over 10 MB, such as Xception's
   1536 -> 2048 pointwise kernel).
 
-The classes keep Keras' class names and weights, so checkpoints, `count_macs` and the weight
-decay (both keyed on the class) treat them as Keras' own.
+The classes subclass Keras' and keep their class names and weights, so checkpoints and
+`count_macs` (isinstance) and the weight decay (keyed on the class name) treat them as
+Keras' own.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from deeplab.model.layer_walk import all_layers
 from deeplab.model.sync_batch_norm import BatchNormalization
 
 
@@ -84,7 +86,7 @@ class Activation(keras.layers.Activation):
 def _folded_pairs(model: keras.Model):
     """[(conv, norm)] of every convolution in `model` linked to a BatchNorm."""
     pairs = []
-    for layer in model._flatten_layers(include_self=False):
+    for layer in all_layers(model):
         norm = layer._folded_norm() if isinstance(layer, _FoldsBatchNorm) and \
             layer._folded_norm is not None else None
         if norm is not None:

@@ -29,6 +29,7 @@ import tensorflow as tf
 from deeplab.model.aspp import scale_dimension
 from deeplab.model.backbone_spec import OUTPUT, BackboneSpec
 from deeplab.model.conv import Conv2D, fold_batch_norm
+from deeplab.model.layer_walk import all_layers
 from deeplab.model.layers import (
     NormSpec,
     ResizeLike,
@@ -134,7 +135,7 @@ def attach_drop_path_schedule(model: keras.Model, step, total_steps: int) -> Non
     def progress():
         return tf.minimum(1.0, tf.cast(step, tf.float32) / float(max(1, total_steps)))
 
-    for layer in model._flatten_layers(include_self=False):
+    for layer in all_layers(model):
         if isinstance(layer, DropPath):
             layer._schedule[:] = [progress]
 

@@ -22,8 +22,8 @@ count]) through `merge_call` + `batch_reduce_to`, without TF's gradient wrapper,
 own custom gradient whose output leaves through a `stop_gradient` (so the variable walk
 stops at once) and whose gradient is the all-reduce of the upstream gradient.
 
-The class keeps the name `BatchNormalization` (and subclasses Keras'), so code keyed on the
-class name or `isinstance(layer, keras.layers.BatchNormalization)` treats it as BatchNorm.
+The class subclasses Keras' `BatchNormalization` (and keeps its name), so
+`isinstance(layer, keras.layers.BatchNormalization)` treats it as BatchNorm.
 """
 
 from __future__ import annotations
