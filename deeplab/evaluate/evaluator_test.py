@@ -137,20 +137,20 @@ def test_class_count_mismatches_are_one_line_errors(data, predictor, tmp_path):
     assert "\n" not in str(err.value)
     three = lambda images: tf.zeros(tf.concat([tf.shape(images)[:3], [3]], 0))
     with pytest.raises(ValueError, match="predicts 3 classes but the dataset has 6"):
-        evaluator.evaluate_split(three, dataset_dir, "val", descriptor,
+        evaluator.run_evaluation(three, dataset_dir, "val", descriptor,
                                  evaluator.eval_input_options(descriptor, None), progress=False)
 
 
 def test_data_errors_name_the_split_in_one_line(data):
     dataset_dir, descriptor = data
     with pytest.raises(ValueError, match=r"larger than the eval crop 32x32") as err:
-        evaluator.evaluate_split(red_is_class_one, dataset_dir, "val", descriptor,
+        evaluator.run_evaluation(red_is_class_one, dataset_dir, "val", descriptor,
                                  evaluator.eval_input_options(descriptor, (32, 32)),
                                  progress=False)
     assert str(err.value).startswith(os.path.join(dataset_dir, "val-*"))
     assert "\n" not in str(err.value) and "function_node" not in str(err.value)
     with pytest.raises(ValueError, match="no TFRecord shards"):
-        evaluator.evaluate_split(red_is_class_one, dataset_dir, "test", descriptor,
+        evaluator.run_evaluation(red_is_class_one, dataset_dir, "test", descriptor,
                                  evaluator.eval_input_options(descriptor, None), progress=False)
 
 
