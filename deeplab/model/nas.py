@@ -28,7 +28,7 @@ import tensorflow as tf
 
 from deeplab.model.aspp import scale_dimension
 from deeplab.model.backbone_spec import OUTPUT, BackboneSpec
-from deeplab.model.conv import Conv2D, fold_batch_norm
+from deeplab.model.folded_conv import Conv2D, fold_batch_norm
 from deeplab.model.layer_walk import all_layers
 from deeplab.model.layers import (
     NormSpec,

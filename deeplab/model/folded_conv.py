@@ -46,15 +46,15 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from deeplab.model.batch_norm import BatchNormalization
 from deeplab.model.layer_walk import all_layers
-from deeplab.model.sync_batch_norm import BatchNormalization
 
 
 def fold_batch_norm(conv: keras.layers.Layer, norm: keras.layers.Layer,
                     activation: keras.layers.Layer | None = None) -> None:
     """Links `conv` (Conv2D or DepthwiseConv2D here) and the BatchNorm applied to its output.
 
-    `norm` must be `deeplab.model.sync_batch_norm.BatchNormalization` (anything else is left
+    `norm` must be `deeplab.model.batch_norm.BatchNormalization` (anything else is left
     alone) whose input is exactly the output of `conv`. `activation`, if given, is the
     `Activation` (this module's) whose input is exactly the output of `norm`, and the only
     consumer of it. The links are weak references (not tracked as sub-layers, so no layer

@@ -168,7 +168,7 @@ class BatchNormalization(keras.layers.BatchNormalization):
         """Keras' BatchNorm, faster where it can be (same function, same variable updates).
 
         - Moving statistics, folded into the preceding convolution
-          (`deeplab.model.conv.fold_batch_norm`): the input, already normalised by that
+          (`deeplab.model.folded_conv.fold_batch_norm`): the input, already normalised by that
           convolution, passes through.
         - Moving statistics, bfloat16/float16 input: one multiply-add in the compute dtype.
           Keras casts half-precision inputs to float32 and back around every BatchNorm,
