@@ -16,6 +16,7 @@ from absl import flags
 
 from deeplab.data.input_options import RECORDS, RESIZE, InputOptions
 from deeplab.model.options import ModelOptions, model_variants
+from deeplab.train.options import TrainOptions
 from deeplab.utils.option_fields import flag_specs
 
 MODEL_VARIANTS = model_variants()  # without importing Keras (see model_variants)
@@ -200,3 +201,54 @@ def define_checkpoint_source_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
     flags.DEFINE_string("dataset_dir", None, "Directory of the TFRecord shards (default: the "
                         "training run's, else the built-in dataset for --dataset=synthetic).",
                         flag_values=fv)
+
+
+# --- the README's flag tables, generated from the option fields ---------------------------
+
+README_TABLES = (("model", ModelOptions, None), ("train", TrainOptions, None),
+                 ("input", InputOptions, None))
+TABLE_BEGIN, TABLE_END = "<!-- flag-table:{} begin -->", "<!-- flag-table:{} end -->"
+
+
+def flag_table(cls, groups=None) -> str:
+    """Markdown table of the flags of `cls`'s option fields: flag, kind, default, help.
+    Enum choices are listed unless they come from a registry (they grow with it)."""
+    rows = ["| flag | kind | default | what it sets |", "|---|---|---|---|"]
+    for spec in flag_specs(cls, groups):
+        kind = spec.kind
+        if spec.kind == "enum":
+            declared = cls.__dataclass_fields__[spec.field].metadata["option"]["choices"]
+            kind = ("a registered name" if callable(declared)
+                    else "one of " + ", ".join(spec.choices))
+        default = spec.default
+        if isinstance(default, bool):
+            default = str(default).lower()
+        default = "unset" if default in (None, "") else f"`{default}`"
+        rows.append(f"| `--{spec.name}` | {kind} | {default} | {spec.help} |")
+    return "\n".join(rows)
+
+
+def readme_tables() -> dict[str, str]:
+    """{name: table} of README_TABLES."""
+    return {name: flag_table(cls, groups) for name, cls, groups in README_TABLES}
+
+
+def update_readme(path: str) -> bool:
+    """Rewrites the generated flag tables in the README at `path`; True if it changed."""
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    new = text
+    for name, table in readme_tables().items():
+        begin, end = TABLE_BEGIN.format(name), TABLE_END.format(name)
+        head, rest = new.split(begin, 1)
+        new = f"{head}{begin}\n{table}\n{end}{rest.split(end, 1)[1]}"
+    if new != text:
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(new)
+    return new != text
+
+
+if __name__ == "__main__":  # python -m deeplab.flags README.md: regenerate the flag tables
+    import sys
+
+    print("updated" if update_readme(sys.argv[1]) else "unchanged")
