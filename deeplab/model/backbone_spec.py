@@ -42,6 +42,7 @@ class BackboneSpec:
       output_strides: output strides the family can be built at.
       atrous: True when the output stride only turns strides into atrous rates (one set of
         weights serves every output stride); False when it selects another network (NAS).
+      options: the ModelOptions fields only this family reads (its option group).
     """
 
     name: str
@@ -52,6 +53,7 @@ class BackboneSpec:
     preprocessing: Callable[[str], str] = lambda variant: UNIT_RANGE
     output_strides: tuple[int, ...] = OUTPUT_STRIDES
     atrous: bool = True
+    options: tuple[str, ...] = ()
 
     def check_output_stride(self, variant: str, output_stride: int) -> None:
         """ValueError naming the accepted strides unless `variant` builds at `output_stride`

@@ -49,6 +49,11 @@ DEFAULT = register(HeadSpec("aspp", aspp.build, None, aspp.LAST_LAYER_SCOPES, as
 # meta_architecture).
 LOGITS_SCOPES = ("logits",)
 DECODER_SCOPES = (decoder.SCOPE,)
+# Options of the whole network (every other ModelOptions field belongs to the option group
+# of a backbone family, a head or the decoder)
+NETWORK_OPTIONS = ("num_classes", "model_variant", "output_stride", "aspp_with_batch_norm",
+                   "logits_kernel_size", "head_batch_norm_decay", "use_bounded_activation",
+                   "prediction_with_upsampled_logits", "normalization", "group_norm_groups")
 
 
 def select(options) -> HeadSpec:

@@ -91,3 +91,16 @@ def test_xception71_dpc_last_layers_as_the_original(xception71_dpc, tmp_path):
     assert all(n.startswith("xception_71/") for n in report.loaded)
     assert {n.split("/")[0] for n in report.excluded} == {"meta_architecture", "decoder",
                                                           "logits"}
+
+
+def test_every_model_option_has_an_owner():
+    """Each ModelOptions field is the whole network's or in the option group of a backbone
+    family, a head or the decoder, and every group names real fields."""
+    from deeplab.model import backbones, decoder
+
+    groups = [heads.NETWORK_OPTIONS, decoder.OPTIONS,
+              *(spec.options for spec in heads.HEADS.values()),
+              *(spec.options for spec in backbones.BACKBONES.values())]
+    owned = {name for group in groups for name in group}
+    assert owned == set(ModelOptions.__dataclass_fields__)
+    assert backbones.get_backbone("mobilenet_v2").options == ("depth_multiplier", "divisible_by")

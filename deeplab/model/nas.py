@@ -333,8 +333,11 @@ def build(images, options, norm: NormSpec) -> dict:
     return {**features, OUTPUT: x}
 
 
-SPEC = BackboneSpec("pnasnet", ("nas_pnasnet",), build, NORM_EPSILON, NORM_DECAY, atrous=False)
+OPTIONS = ("nas_stem_output_num_conv_filters", "nas_use_classification_head",
+           "nas_remove_os32_stride", "drop_path_keep_prob")
+SPEC = BackboneSpec("pnasnet", ("nas_pnasnet",), build, NORM_EPSILON, NORM_DECAY, atrous=False,
+                    options=OPTIONS)
 # Auto-DeepLab's searched path ends at stride 8 whatever the requested output stride (which
 # the original uses only to size image pooling), so it builds at output stride 8 only.
 HNAS_SPEC = BackboneSpec("hnasnet", ("nas_hnasnet",), build, NORM_EPSILON, NORM_DECAY,
-                         output_strides=(8,), atrous=False)
+                         output_strides=(8,), atrous=False, options=OPTIONS)
