@@ -48,10 +48,11 @@ class Registry(Mapping, Generic[T]):
                         self._loading = False
         return self._entries
 
-    def register(self, name: str, entry: T) -> T:
-        """Adds `entry` under `name` and returns it; ValueError if `name` is taken."""
+    def register(self, name: str, entry: T, replace: bool = False) -> T:
+        """Adds `entry` under `name` and returns it; ValueError if `name` is taken, unless
+        `replace` (the entry then keeps the old one's place)."""
         entries = self._entries_loaded()
-        if name in entries:
+        if name in entries and not replace:
             raise ValueError(f"{self.kind} {name!r} is registered twice")
         entries[name] = entry
         return entry

@@ -22,6 +22,8 @@ def test_lookup_iterate_and_refuse_twice():
         registry.lookup("green")
     with pytest.raises(ValueError, match="colour 'red' is registered twice"):
         registry.register("red", 3)
+    registry.register("red", 4, replace=True)
+    assert list(registry.items()) == [("red", 4), ("blue", 2)]
     registry.unregister("red")
     assert registry.names() == ("blue",)
 
