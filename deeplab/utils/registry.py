@@ -76,6 +76,13 @@ class Registry(Mapping, Generic[T]):
     def __getitem__(self, name: str) -> T:
         return self._entries_loaded()[name]
 
+    def __setitem__(self, name: str, entry: T) -> None:
+        """`register` (so pytest's monkeypatch.setitem adds an entry for one test)."""
+        self.register(name, entry)
+
+    def __delitem__(self, name: str) -> None:
+        self._entries_loaded().pop(name)
+
     def __iter__(self) -> Iterator[str]:
         return iter(tuple(self._entries_loaded()))
 

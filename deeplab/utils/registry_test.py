@@ -26,6 +26,10 @@ def test_lookup_iterate_and_refuse_twice():
     assert list(registry.items()) == [("red", 4), ("blue", 2)]
     registry.unregister("red")
     assert registry.names() == ("blue",)
+    registry["green"] = 5  # as pytest's monkeypatch.setitem does, then undoes
+    del registry["green"]
+    with pytest.raises(ValueError, match="registered twice"):
+        registry["blue"] = 6
 
 
 def test_load_runs_once_on_first_use_and_may_register():
