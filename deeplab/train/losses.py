@@ -8,6 +8,7 @@ import dataclasses
 import tensorflow as tf
 
 from deeplab.model.layers import resize_bilinear_align_corners
+from deeplab.utils.registry import Registry
 
 
 def match_sizes(logits, labels, upsample_logits: bool):
@@ -108,7 +109,7 @@ def weight_decay_loss(model, weight_decay: float):
 # {term name: (per-pixel losses float32 [N], counted pixels float32 scalar)}. The trainer
 # normalises each term over the global batch (`replica_loss`: all-reduced counts, hard
 # example mining) and sums them with weight decay into the total; adding a loss is one
-# function plus one entry in LOSSES.
+# function plus one `LOSSES.register(name, fn)`.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,14 +129,10 @@ def softmax_cross_entropy(logits, labels, spec: LossSpec) -> dict:
                                           spec.upsample_logits, spec.label_weights)}
 
 
-LOSSES = {
-    "softmax_cross_entropy": softmax_cross_entropy,
-}
+LOSSES: Registry = Registry("loss")
+LOSSES.register("softmax_cross_entropy", softmax_cross_entropy)
 
 
 def get_loss(name: str):
     """The registered loss `name`; ValueError naming the registered ones otherwise."""
-    try:
-        return LOSSES[name]
-    except KeyError:
-        raise ValueError(f"unknown loss {name!r}; registered: {', '.join(LOSSES)}") from None
+    return LOSSES.lookup(name)
