@@ -97,7 +97,9 @@ def count_macs(model, input_hw) -> int:
     """
     import keras
 
-    convs = [layer for layer in model._flatten_layers(include_self=False)
+    from deeplab.model.layer_walk import all_layers
+
+    convs = [layer for layer in all_layers(model)
              if isinstance(layer, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D))]
     probe = keras.Model(model.inputs, [layer.output for layer in convs])
     specs = probe.compute_output_spec(keras.KerasTensor((1, *input_hw, 3), dtype="float32"))

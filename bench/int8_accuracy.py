@@ -49,8 +49,8 @@ def measure(variant: str, fixtures: str, calibration_count: int, workdir: str) -
     from deeplab.checkpoints.io import restore_model
     from deeplab.export import formats, verify
     from deeplab.export.graph import ExportModule, ExportOptions
-    from deeplab.model.conformance_test import FIXTURES, SEEDS, _input
     from deeplab.model.deeplab import build_model
+    from deeplab.model.reference_fixtures import FIXTURES, SEEDS, reference_input
 
     fixture = FIXTURES[variant]
     folder = pathlib.Path(fixtures) / variant
@@ -70,7 +70,7 @@ def measure(variant: str, fixtures: str, calibration_count: int, workdir: str) -
     int8 = fmt.load(path)
     report = verify.Reference(module).compare(int8, path, fmt.tolerance)
 
-    image = np.clip(np.round(_input(folder, size)), 0, 255).astype(np.uint8)
+    image = np.clip(np.round(reference_input(folder, size)), 0, 255).astype(np.uint8)
     float_probs = module.function(1, size, size)(image)["probabilities"].numpy()[0]
     int8_probs = np.asarray(int8(image), np.float32)[0]
     return {"variant": variant, "size": size,

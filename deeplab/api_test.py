@@ -77,7 +77,7 @@ def test_keras_model_fits_and_saves(zoo_name, tmp_path):
 
 
 def test_predict_sees_weights_changed_through_keras_model(zoo_name, image):
-    from deeplab.model.conv import bake_batch_norm
+    from deeplab.model.folded_conv import bake_batch_norm
     from deeplab.model.predict import Predictor
 
     model = deeplab.load(zoo_name)

@@ -29,3 +29,16 @@ def test_nas_flags_reach_the_options():
                      "--nas_remove_os32_stride", "--drop_path_keep_prob=0.7")
     assert (given.nas_stem_output_num_conv_filters, given.nas_use_classification_head,
             given.nas_remove_os32_stride, given.drop_path_keep_prob) == (8, True, True, 0.7)
+
+
+def test_readme_flag_tables_are_generated_from_the_option_fields():
+    """README.md's flag tables are what the fields declare (python -m deeplab.flags
+    README.md rewrites them)."""
+    import os
+
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "README.md")
+    text = open(path, encoding="utf-8").read()
+    for name, table in deeplab_flags.readme_tables().items():
+        begin, end = deeplab_flags.TABLE_BEGIN.format(name), deeplab_flags.TABLE_END.format(name)
+        assert text.split(begin, 1)[1].split(end, 1)[0].strip() == table, name
+    assert "| `--min_resize_value` | integer | unset |" in text

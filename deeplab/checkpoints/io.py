@@ -20,38 +20,47 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from deeplab.model import heads
+from deeplab.model.layer_walk import all_layers
 from deeplab.model.layers import tf1_scope
 
 LOGITS_WEIGHTS = "logits/semantic/weights"
 LOGITS_BIASES = "logits/semantic/biases"
-# The original's "last layers" (model.get_extra_layer_scopes): what
-# --initialize_last_layer=false leaves out of the restore (as scope prefixes) and
-# --last_layer_gradient_multiplier scales (as substrings of the variable name, as the
-# original's get_model_gradient_multipliers matches them). meta_architecture is the Dense
-# Prediction Cell's scope.
-LAST_LAYER_SCOPES = ("logits", "image_pooling", "aspp", "concat_projection", "decoder",
-                     "meta_architecture")
-LOGITS_ONLY_SCOPES = ("logits",)
 
 
 def last_layer_scopes(logits_only: bool) -> tuple[str, ...]:
-    """LOGITS_ONLY_SCOPES with --last_layers_contain_logits_only, else LAST_LAYER_SCOPES."""
-    return LOGITS_ONLY_SCOPES if logits_only else LAST_LAYER_SCOPES
+    """The original's "last layers" (model.get_extra_layer_scopes), as the head registry
+    declares them: what --initialize_last_layer=false leaves out of the restore (as scope
+    prefixes) and --last_layer_gradient_multiplier scales (as substrings of the variable
+    name, as the original's get_model_gradient_multipliers matches them); only the logits
+    with --last_layers_contain_logits_only."""
+    return heads.last_layer_scopes(logits_only)
 _OURS_PREFIX = "model/"
 _OURS_SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
 # Checkpoint entries that are not model weights (optimizer slots, EMA, counters).
 _NOT_MODEL = re.compile(r"(^|/)(global_step|Momentum|Adam(_\d+)?|ExponentialMovingAverage"
                         r"|beta[12]_power)(/|$)")
 
-_WEIGHT_NAMES = {
-    "Conv2D": {"kernel": "weights", "bias": "biases"},
-    "DepthwiseConv2D": {"kernel": "depthwise_weights", "bias": "biases"},
+# (Keras layer type, {Keras weight name: TF1 variable name}); subclasses (the project's
+# Conv2D, BatchNormalization, ...) match their Keras base
+_WEIGHT_NAMES = (
+    (keras.layers.Conv2D, {"kernel": "weights", "bias": "biases"}),
+    (keras.layers.DepthwiseConv2D, {"kernel": "depthwise_weights", "bias": "biases"}),
     # NAS cells: slim.separable_conv2d keeps both kernels in one scope
-    "SeparableConv2D": {"depthwise_kernel": "depthwise_weights",
-                        "pointwise_kernel": "pointwise_weights", "bias": "biases"},
-    "BatchNormalization": {n: n for n in ("gamma", "beta", "moving_mean", "moving_variance")},
-    "GroupNormalization": {"gamma": "gamma", "beta": "beta"},
-}
+    (keras.layers.SeparableConv2D, {"depthwise_kernel": "depthwise_weights",
+                                    "pointwise_kernel": "pointwise_weights", "bias": "biases"}),
+    (keras.layers.BatchNormalization,
+     {n: n for n in ("gamma", "beta", "moving_mean", "moving_variance")}),
+    (keras.layers.GroupNormalization, {"gamma": "gamma", "beta": "beta"}),
+)
+
+
+def _weight_names(layer) -> dict[str, str]:
+    """{Keras weight name: TF1 name} for `layer`'s type; TypeError for a type without one."""
+    for kind, names in _WEIGHT_NAMES:
+        if isinstance(layer, kind):
+            return names
+    raise TypeError(f"layer {layer.name} of type {type(layer).__name__} has no TF1 naming rule")
 
 
 class CheckpointError(ValueError):
@@ -158,7 +167,7 @@ def stale_temporaries(folder: str) -> list[str]:
 
 
 def _leaf_layers(model: keras.Model):
-    for layer in model._flatten_layers(include_self=False, recursive=True):
+    for layer in all_layers(model):
         if layer.weights and not getattr(layer, "layers", None):
             yield layer
 
@@ -167,11 +176,9 @@ def variable_map(model: keras.Model) -> dict[str, keras.Variable]:
     """{TF1 variable name: Keras variable} for every weight of `model`."""
     names = {}
     for layer in _leaf_layers(model):
-        kind = type(layer).__name__
-        if kind not in _WEIGHT_NAMES:
-            raise TypeError(f"layer {layer.name} of type {kind} has no TF1 naming rule")
+        rename = _weight_names(layer)
         for weight in layer.weights:
-            names[f"{tf1_scope(layer.name)}/{_WEIGHT_NAMES[kind][weight.name]}"] = weight
+            names[f"{tf1_scope(layer.name)}/{rename[weight.name]}"] = weight
     return names
 
 
@@ -288,7 +295,7 @@ def restore_model(model: keras.Model, path: str, exclude_scopes=(), allow_missin
                   allow_unused=True) -> RestoreReport:
     """Fills `model` from a checkpoint in either format, matching TF1 variable names.
 
-    exclude_scopes: name prefixes left at their initial values (e.g. LAST_LAYER_SCOPES).
+    exclude_scopes: name prefixes left at their initial values (e.g. last_layer_scopes()).
     Raises CheckpointError listing every name and shape when shapes differ, when a model
     variable is missing (unless allow_missing) or a checkpoint variable is unused (unless
     allow_unused); nothing is assigned then.

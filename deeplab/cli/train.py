@@ -18,7 +18,8 @@ import sys
 from absl import flags
 
 from deeplab import entry
-from deeplab.flags import model_options_from_flags, pair_flag, resize_flag_values
+from deeplab.data.input_options import AUGMENT, RECORDS, RESIZE, InputOptions
+from deeplab.flags import model_options_from_flags, option_flag_values, pair_flag
 from deeplab.train.flags import check_cluster_flags, define_train_flags, train_options_from_flags
 from deeplab.utils.signals import exit_status
 from deeplab.zoo import flags as zoo_flags
@@ -29,7 +30,6 @@ define_train_flags(FLAGS)
 
 def data_options(model_options):
     """DataOptions for --dataset / --dataset_dir (the built-in dataset when unset)."""
-    from deeplab.data.pipeline import InputOptions
     from deeplab.model.backbones import mean_pixel
     from deeplab.train.trainer import DataOptions
 
@@ -37,11 +37,9 @@ def data_options(model_options):
     descriptor = entry.dataset_descriptor(FLAGS.dataset, dataset_dir, FLAGS["dataset"].present > 0)
     input_options = InputOptions(
         crop_size=pair_flag(FLAGS, "train_crop_size"),
-        min_scale_factor=FLAGS.min_scale_factor, max_scale_factor=FLAGS.max_scale_factor,
-        scale_factor_step_size=FLAGS.scale_factor_step_size,
-        **resize_flag_values(FLAGS), ignore_label=descriptor.ignore_label,
-        mean_pixel=mean_pixel(model_options["model_variant"]),
-        skip_damaged_records=FLAGS.skip_damaged_records)
+        **option_flag_values(InputOptions, FLAGS, groups=(AUGMENT, RESIZE, RECORDS)),
+        ignore_label=descriptor.ignore_label,
+        mean_pixel=mean_pixel(model_options["model_variant"]))
     return DataOptions(descriptor.name, dataset_dir, FLAGS.train_split, descriptor.num_classes,
                        descriptor.ignore_label, input_options), descriptor
 

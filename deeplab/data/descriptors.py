@@ -12,11 +12,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import threading
 
 import numpy as np
 
 from deeplab.utils.atomic import write_json_atomically
+from deeplab.utils.registry import Registry
 
 DESCRIPTOR_FILE = "dataset.json"
 STAT_KEYS = ("pixels", "images", "image_pixels")
@@ -137,7 +137,7 @@ class DatasetDescriptor:
         """
         try:
             name = str(data.get("name") or name or "custom")
-            known = _registry().get(name)
+            known = DATASETS.get(name)
             colormap = data.get("colormap", known.colormap if known else None)
             return cls(
                 name=name,
@@ -161,7 +161,7 @@ def _colormap_json(descriptor: DatasetDescriptor):
     colormap = descriptor.colormap
     if colormap is None or isinstance(colormap, str):
         return colormap
-    for name, known in _registry().items():
+    for name, known in DATASETS.items():
         if known.colormap == colormap:
             return _PALETTE_NAMES.get(name, name)
     return [list(c) for c in colormap]
@@ -169,11 +169,16 @@ def _colormap_json(descriptor: DatasetDescriptor):
 
 # --- the registry -----------------------------------------------------------------------
 
-_REGISTRY: dict[str, DatasetDescriptor] = {}
+def _load_builtin(registry) -> None:
+    from deeplab.data import builtin
+
+    builtin.register_all(register)
+
+
+# The registered datasets, the built-in modules registered on first use (once, thread-safe).
+DATASETS: Registry[DatasetDescriptor] = Registry("dataset", load=_load_builtin)
 _ALIASES: dict[str, str] = {}  # palette alias -> dataset name
 _PALETTE_NAMES: dict[str, str] = {}  # dataset name -> the palette name shown to users
-_loading, _loaded = [], []
-_LOCK = threading.RLock()
 
 
 def register(descriptor: DatasetDescriptor, palette_aliases=()) -> DatasetDescriptor:
@@ -181,12 +186,11 @@ def register(descriptor: DatasetDescriptor, palette_aliases=()) -> DatasetDescri
 
     Raises ValueError if the name or an alias is taken by another dataset.
     """
-    _registry()
     for key in (descriptor.name, *palette_aliases):
-        owner = _ALIASES.get(key, key if key in _REGISTRY else None)
-        if owner is not None and owner != descriptor.name:
+        owner = _ALIASES.get(key, key if key in DATASETS else None)
+        if owner is not None:
             raise ValueError(f"dataset or palette name {key!r} is already registered")
-    _REGISTRY[descriptor.name] = descriptor
+    DATASETS.register(descriptor.name, descriptor)
     for alias in palette_aliases:
         _ALIASES[alias] = descriptor.name
     if palette_aliases:
@@ -196,45 +200,25 @@ def register(descriptor: DatasetDescriptor, palette_aliases=()) -> DatasetDescri
 
 def unregister(name: str) -> None:
     """Removes a registered dataset and its palette aliases (for tests and plugins)."""
-    _REGISTRY.pop(name, None)
+    DATASETS.unregister(name)
     _PALETTE_NAMES.pop(name, None)
     for alias in [a for a, owner in _ALIASES.items() if owner == name]:
         del _ALIASES[alias]
 
 
-def _registry() -> dict[str, DatasetDescriptor]:
-    """The registry, the built-in modules registered on first use (once, thread-safe)."""
-    if not _loaded:
-        with _LOCK:
-            if not _loaded and not _loading:  # _loading: register() calls back while loading
-                _loading.append(True)
-                try:
-                    from deeplab.data import builtin
-
-                    builtin.register_all(register)
-                    _loaded.append(True)
-                finally:
-                    _loading.clear()
-    return _REGISTRY
-
-
 def registered_names() -> tuple[str, ...]:
     """Names of the registered datasets, in registration order."""
-    return tuple(_registry())
+    return DATASETS.names()
 
 
 def get_descriptor(name: str) -> DatasetDescriptor:
     """The registered descriptor `name` ("pascal_voc_seg", "cityscapes", "ade20k", ...)."""
-    try:
-        return _registry()[name]
-    except KeyError:
-        raise ValueError(f"unknown dataset {name!r}; registered datasets: "
-                         f"{', '.join(registered_names())}") from None
+    return DATASETS.lookup(name)
 
 
 def palette_owner(name: str) -> DatasetDescriptor:
     """The registered dataset whose palette `name` (dataset name or alias) denotes."""
-    registry = _registry()
+    registry = DATASETS
     key = _ALIASES.get(name.lower(), name.lower())
     descriptor = registry.get(key)
     if descriptor is None or descriptor.colormap is None:
@@ -254,7 +238,7 @@ def palette_name(name: str) -> str:
     owner = palette_owner(name)
     if isinstance(owner.colormap, str):
         return palette_name(owner.colormap)
-    for other in _registry().values():  # datasets that reuse another's colours
+    for other in DATASETS.values():  # datasets that reuse another's colours
         if other.colormap == owner.colormap:
             return _PALETTE_NAMES.get(other.name, other.name)
     return owner.name
@@ -263,7 +247,7 @@ def palette_name(name: str) -> str:
 def palette_names() -> tuple[str, ...]:
     """One name per distinct registered palette: ("pascal", "cityscapes", "ade20k", ...)."""
     names = []
-    for descriptor in _registry().values():
+    for descriptor in DATASETS.values():
         if descriptor.colormap is not None:
             name = palette_name(descriptor.name)
             if name not in names:

@@ -2,7 +2,7 @@
 
 One loop (`predict_split`) reads a split with the eval pipeline, runs a *probabilities
 function* and yields one `Prediction` per image at the image's own size; eval.py counts them
-(`run_evaluation` / `evaluate_split`) and vis.py draws them. A probabilities function maps
+(`run_evaluation`) and vis.py draws them. A probabilities function maps
 raw-pixel images float32 [B, H, W, 3] (0..255) to probabilities [B, H, W, C] (a tf tensor or
 numpy array); it is either a `Predictor`'s `.probabilities` (single/multi-scale, flip and
 sliding window, the same code as predict.py) or an exported model's runner wrapped by
@@ -273,14 +273,6 @@ def run_evaluation(predictor, dataset_dir: str, split: str, descriptor: DatasetD
     names = descriptor.class_names or None
     return SplitEvaluation(matrix.result(names), matrix.matrix, count, seconds, first_batch,
                            skipped)
-
-
-def evaluate_split(predictor, dataset_dir: str, split: str, descriptor: DatasetDescriptor,
-                   input_options: pipeline.InputOptions, batch_size: int = 1,
-                   progress: bool = True) -> EvalResult:
-    """mIoU, per-class IoU and pixel accuracy over a split; see `run_evaluation`."""
-    return run_evaluation(predictor, dataset_dir, split, descriptor, input_options,
-                          batch_size, progress).result
 
 
 def check_checkpoint_classes(checkpoint: str, descriptor: DatasetDescriptor) -> None:

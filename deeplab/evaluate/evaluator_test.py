@@ -18,6 +18,7 @@ from deeplab.datasets.synthetic import generate_example, write_synthetic_dataset
 from deeplab.evaluate import evaluator, summaries
 from deeplab.evaluate.metrics import ConfusionMatrix
 from deeplab.model.deeplab import build_model
+from deeplab.model.layer_walk import all_layers
 from deeplab.model.options import ModelOptions
 from deeplab.model.predict import Predictor
 
@@ -37,7 +38,7 @@ def calibrated_model(options: ModelOptions, seed: int = 0) -> keras.Model:
     model = build_model(options)
     redraw_logits(model, seed)
     images = np.stack([generate_example(i, "val", SIZE)[0] for i in range(3)])
-    norms = [layer for layer in model._flatten_layers()
+    norms = [layer for layer in all_layers(model)
              if isinstance(layer, keras.layers.BatchNormalization)]
     momenta = [layer.momentum for layer in norms]
     for layer in norms:
@@ -136,20 +137,20 @@ def test_class_count_mismatches_are_one_line_errors(data, predictor, tmp_path):
     assert "\n" not in str(err.value)
     three = lambda images: tf.zeros(tf.concat([tf.shape(images)[:3], [3]], 0))
     with pytest.raises(ValueError, match="predicts 3 classes but the dataset has 6"):
-        evaluator.evaluate_split(three, dataset_dir, "val", descriptor,
+        evaluator.run_evaluation(three, dataset_dir, "val", descriptor,
                                  evaluator.eval_input_options(descriptor, None), progress=False)
 
 
 def test_data_errors_name_the_split_in_one_line(data):
     dataset_dir, descriptor = data
     with pytest.raises(ValueError, match=r"larger than the eval crop 32x32") as err:
-        evaluator.evaluate_split(red_is_class_one, dataset_dir, "val", descriptor,
+        evaluator.run_evaluation(red_is_class_one, dataset_dir, "val", descriptor,
                                  evaluator.eval_input_options(descriptor, (32, 32)),
                                  progress=False)
     assert str(err.value).startswith(os.path.join(dataset_dir, "val-*"))
     assert "\n" not in str(err.value) and "function_node" not in str(err.value)
     with pytest.raises(ValueError, match="no TFRecord shards"):
-        evaluator.evaluate_split(red_is_class_one, dataset_dir, "test", descriptor,
+        evaluator.run_evaluation(red_is_class_one, dataset_dir, "test", descriptor,
                                  evaluator.eval_input_options(descriptor, None), progress=False)
 
 

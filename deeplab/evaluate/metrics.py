@@ -1,13 +1,9 @@
 """Segmentation metrics: a streaming confusion matrix, mIoU and accuracies.
 
 The confusion matrix is int64 `[C, C]` with rows = ground truth and columns = prediction.
-Pixels whose label equals `ignore_label` are left out. Two ways to fill it:
-
-- `ConfusionMatrix.update` (numpy, host side): checks values and raises ValueError naming
-  any label or prediction outside `[0, num_classes)`.
-- `confusion_matrix_tf` (pure TF, static shapes): for use inside `tf.function`, XLA and
-  `strategy.run`; sum the per-replica results with `strategy.reduce(SUM, ...)` and feed them to
-  `ConfusionMatrix.add`.
+Pixels whose label equals `ignore_label` are left out. `ConfusionMatrix.update` (numpy,
+host side) fills it, checking values: ValueError naming any label or prediction outside
+`[0, num_classes)`.
 
 mIoU rule (`compute_metrics`): the mean of per-class IoU over the classes that appear in the
 ground truth or in the prediction (non-zero union TP + FP + FN), the ignore class excluded.
@@ -123,7 +119,7 @@ class ConfusionMatrix:
             labels, predictions, self.num_classes, self.ignore_label)
 
     def add(self, matrix) -> None:
-        """Adds a precomputed [C, C] count matrix (e.g. from `confusion_matrix_tf`)."""
+        """Adds a precomputed [C, C] count matrix ."""
         matrix = _to_int_array(matrix, "matrix")
         if matrix.shape != self._matrix.shape:
             raise ValueError(f"matrix shape {matrix.shape} != {self._matrix.shape}")
@@ -138,63 +134,6 @@ class ConfusionMatrix:
     def result(self, class_names: Sequence[str] | None = None) -> EvalResult:
         """The metrics of the counts so far (see `compute_metrics`)."""
         return compute_metrics(self._matrix, class_names, self.ignore_label)
-
-
-# --------------------------------------------------------------------------- TF path
-
-
-def confusion_matrix_tf(labels, predictions, num_classes: int, ignore_label: int | None = None,
-                        validate: bool = True):
-    """Confusion matrix of one batch in pure TF (graph, XLA and tf.distribute friendly).
-
-    Uses only static-shape ops (no boolean masking): ignored pixels get weight 0.
-
-    Args:
-      labels: integer tensor of any shape, e.g. [N, H, W, 1] or [N, H, W].
-      predictions: integer tensor with as many elements as labels, e.g. [N, H, W].
-      num_classes: C (a Python int).
-      ignore_label: label value left out of the counts, or None.
-      validate: add assertions that non-ignored labels and all predictions lie in [0, C) and
-        that the element counts agree (InvalidArgumentError at run time). Without them, and
-        under XLA (`jit_compile=True` skips Assert ops), out-of-range values are dropped.
-
-    Returns:
-      int64 tensor [C, C], rows = ground truth, columns = prediction.
-    """
-    import tensorflow as tf
-
-    num_classes = _check_num_classes(num_classes)
-    labels = tf.reshape(tf.cast(labels, tf.int64), [-1])
-    predictions = tf.reshape(tf.cast(predictions, tf.int64), [-1])
-    keep = tf.ones_like(labels, tf.bool)
-    if ignore_label is not None:
-        keep = tf.not_equal(labels, ignore_label)
-    in_range = ((labels >= 0) & (labels < num_classes)
-                & (predictions >= 0) & (predictions < num_classes))
-    if validate:
-        _assert_tf(tf, labels, predictions, keep, num_classes)
-    weights = tf.cast(keep & in_range, tf.int64)
-    index = tf.where(keep & in_range, labels * num_classes + predictions, 0)
-    counts = tf.math.unsorted_segment_sum(weights, index, num_classes * num_classes)
-    return tf.reshape(counts, [num_classes, num_classes])
-
-
-def _assert_tf(tf, labels, predictions, keep, num_classes: int) -> None:
-    """Run-time checks for `confusion_matrix_tf` (no-ops once they have passed)."""
-    tf.debugging.assert_equal(
-        tf.size(labels), tf.size(predictions),
-        message="confusion_matrix_tf: labels and predictions differ in size")
-    checked = tf.where(keep, labels, 0)
-    bad_label = (checked < 0) | (checked >= num_classes)
-    tf.debugging.Assert(
-        tf.logical_not(tf.reduce_any(bad_label)),
-        [f"confusion_matrix_tf: label values outside [0, {num_classes}):",
-         tf.unique(tf.boolean_mask(checked, bad_label))[0]], summarize=_MAX_SHOWN)
-    bad_pred = (predictions < 0) | (predictions >= num_classes)
-    tf.debugging.Assert(
-        tf.logical_not(tf.reduce_any(bad_pred)),
-        [f"confusion_matrix_tf: prediction values outside [0, {num_classes}):",
-         tf.unique(tf.boolean_mask(predictions, bad_pred))[0]], summarize=_MAX_SHOWN)
 
 
 # --------------------------------------------------------------------------- metrics

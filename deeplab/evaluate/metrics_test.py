@@ -77,51 +77,6 @@ def test_streaming_equals_one_shot():
     assert streamed.matrix.sum() == 0
 
 
-@pytest.mark.parametrize("name,num_classes,ignore_label", DATASETS)
-def test_tf_and_numpy_agree(name, num_classes, ignore_label):
-    rng = np.random.default_rng(2)
-    labels, predictions = random_batch(rng, (2, 19, 21), num_classes, ignore_label)
-    expected = metrics.confusion_matrix_np(labels, predictions, num_classes, ignore_label)
-    eager = metrics.confusion_matrix_tf(
-        tf.constant(labels[..., None]), tf.constant(predictions), num_classes, ignore_label)
-    fn = tf.function(lambda a, b: metrics.confusion_matrix_tf(a, b, num_classes, ignore_label))
-    spec = tf.TensorSpec([None, None, None], tf.uint8), tf.TensorSpec([None, None, None], tf.int32)
-    graph = fn.get_concrete_function(*spec)(tf.constant(labels), tf.constant(predictions))
-    assert eager.dtype == tf.int64 and eager.shape == (num_classes, num_classes)
-    np.testing.assert_array_equal(eager.numpy(), expected)
-    np.testing.assert_array_equal(graph.numpy(), expected)
-
-
-def test_tf_under_distribute_strategy_and_xla():
-    rng = np.random.default_rng(3)
-    labels, predictions = random_batch(rng, (2, 9, 11), 21, 255)
-    expected = metrics.confusion_matrix_np(labels, predictions, 21, 255)
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
-
-    @tf.function
-    def step(a, b):
-        per_replica = strategy.run(
-            lambda x, y: metrics.confusion_matrix_tf(x, y, 21, 255), args=(a, b))
-        return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
-
-    with strategy.scope():
-        got = step(tf.constant(labels), tf.constant(predictions))
-    np.testing.assert_array_equal(got.numpy(), expected)
-    xla = tf.function(
-        lambda a, b: metrics.confusion_matrix_tf(a, b, 21, 255, validate=False), jit_compile=True)
-    np.testing.assert_array_equal(xla(labels, predictions).numpy(), expected)
-    cm = metrics.ConfusionMatrix(21, 255)
-    cm.add(got)
-    np.testing.assert_array_equal(cm.matrix, expected)
-
-
-def test_tf_validation_raises():
-    with pytest.raises(tf.errors.InvalidArgumentError, match="label values outside"):
-        metrics.confusion_matrix_tf(tf.constant([1, 30, 255]), tf.constant([1, 1, 1]), 21, 255)
-    with pytest.raises(tf.errors.InvalidArgumentError, match="prediction values outside"):
-        metrics.confusion_matrix_tf(tf.constant([1, 2]), tf.constant([1, 21]), 21, 255)
-
-
 def test_known_tiny_example():
     # 3 classes, ignore 255. Pixels (label -> prediction):
     #   0->0 x2, 0->1 x1, 1->1 x2, 1->2 x1, 2->2 x1, 2->0 x1, and two ignored pixels.

@@ -8,8 +8,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from deeplab.data.descriptors import palette_owner
 from deeplab.evaluate import metrics, plots
-from deeplab.vis import class_names
+
+
+def _names(name):
+    return palette_owner(name).class_names
 
 
 def png_size(path_or_bytes):
@@ -42,7 +46,7 @@ def test_normalize_rows():
 
 
 def test_per_class_iou_png_voc(tmp_path):
-    names = class_names.get_class_names("pascal")
+    names = _names("pascal")
     result = metrics.compute_metrics(random_matrix(21), names, ignore_label=255)
     path = plots.plot_per_class_iou(result, str(tmp_path / "sub" / "iou.png"))
     width, height = png_size(path)
@@ -52,14 +56,14 @@ def test_per_class_iou_png_voc(tmp_path):
 def test_per_class_iou_png_ade20k_with_absent_class(tmp_path):
     matrix = random_matrix(151)
     matrix[7, :] = matrix[:, 7] = 0  # class 7 absent: NaN IoU, no bar
-    result = metrics.compute_metrics(matrix, class_names.get_class_names("ade20k"), 0)
+    result = metrics.compute_metrics(matrix, _names("ade20k"), 0)
     width, height = png_size(plots.plot_per_class_iou(result, str(tmp_path / "iou.png")))
     assert 1000 <= width <= 4000 and 300 <= height <= 1000
 
 
 @pytest.mark.parametrize("num_classes,ignore_label", [(19, None), (151, 0)])
 def test_confusion_matrix_png(tmp_path, num_classes, ignore_label):
-    names = class_names.get_class_names("cityscapes" if num_classes == 19 else "ade20k")
+    names = _names("cityscapes" if num_classes == 19 else "ade20k")
     path = plots.plot_confusion_matrix(random_matrix(num_classes), names,
                                        str(tmp_path / "cm.png"), ignore_label=ignore_label)
     width, height = png_size(path)

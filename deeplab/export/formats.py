@@ -22,6 +22,7 @@ import numpy as np
 from deeplab.export import verify
 from deeplab.export.errors import ExportError
 from deeplab.export.graph import ExportModule
+from deeplab.utils.registry import Registry
 
 
 class WriteSource:
@@ -75,22 +76,19 @@ class ExportFormat:
         return os.path.splitext(self.file_name)[1]
 
 
-REGISTRY: dict[str, ExportFormat] = {}
+REGISTRY: Registry[ExportFormat] = Registry("export format", ExportError)
 
 
 def register(fmt: ExportFormat) -> ExportFormat:
     """Adds `fmt` to the registry; a second format of the same name is a programming error."""
-    if fmt.name in REGISTRY:
-        raise ValueError(f"export format {fmt.name!r} is registered twice")
-    REGISTRY[fmt.name] = fmt
-    return fmt
+    return REGISTRY.register(fmt.name, fmt)
 
 
 def get(name: str) -> ExportFormat:
     """The registered format `name`; ExportError naming the choices otherwise."""
     if name not in REGISTRY:
         raise ExportError(f"unknown --format {name}: choose from {', '.join(REGISTRY)} or all")
-    return REGISTRY[name]
+    return REGISTRY.lookup(name)
 
 
 def default_names() -> tuple[str, ...]:
@@ -127,10 +125,6 @@ def by_suffix(suffix: str) -> ExportFormat | None:
     every format of that suffix), or None."""
     suffix = suffix.lower()
     return next((f for f in REGISTRY.values() if f.suffix and f.suffix == suffix), None)
-
-
-def suffixes() -> tuple[str, ...]:
-    return tuple(sorted({f.suffix for f in REGISTRY.values() if f.suffix}))
 
 
 def _register_builtin() -> None:

@@ -25,7 +25,7 @@ import dataclasses
 import keras
 import tensorflow as tf
 
-from deeplab.model import conv
+from deeplab.model import folded_conv
 from deeplab.model.backbones import mean_pixel
 from deeplab.model.layers import resize_bilinear_align_corners
 from deeplab.model.options import ModelOptions
@@ -122,7 +122,7 @@ class ExportModule(tf.Module):
     "labels": int32 [B, H, W]}.
 
     Every BatchNorm that follows a convolution is folded into that convolution's weights
-    once, here (`deeplab.model.conv.bake_batch_norm`, from the weights the model holds now),
+    once, here (`deeplab.model.folded_conv.bake_batch_norm`, from the weights the model holds now),
     and the traced functions read those folded weights: no per-call multiply in any format.
     `folded` holds them as non-trainable variables (so a SavedModel stores them once).
     """
@@ -133,10 +133,10 @@ class ExportModule(tf.Module):
         self.options = options
         self.export = export
         self.num_classes = options.num_classes
-        self.folded = conv.baked_variables(model)
+        self.folded = folded_conv.baked_variables(model)
 
     def outputs(self, images) -> dict:
-        with conv.baked(self.model, self.folded):
+        with folded_conv.baked(self.model, self.folded):
             probabilities = export_probabilities(self.model, self.options, self.export, images)
         return {"probabilities": probabilities, "labels": labels_from(probabilities)}
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from deeplab.model import conv
+from deeplab.model import folded_conv
+from deeplab.model.batch_norm import BatchNormalization
 from deeplab.model.deeplab import build_model
+from deeplab.model.layer_walk import all_layers
 from deeplab.model.options import ModelOptions
-from deeplab.model.sync_batch_norm import BatchNormalization
 
 # A frozen graph runs oneDNN's kernels on constant weights, a Keras model on variables; on
 # hosts where oneDNN is on (AVX-512 CPUs) the two sum in different orders, probabilities differ
@@ -37,7 +38,7 @@ def calibrate_batch_norm(model: keras.Model, height: int = 65, width: int = 65,
     A freshly initialised network's activations vanish (logits ~1e-11, ties everywhere);
     after this its logits vary by a few units, so label comparisons mean something.
     """
-    layers = [layer for layer in model._flatten_layers()
+    layers = [layer for layer in all_layers(model)
               if isinstance(layer, keras.layers.BatchNormalization)]
     momenta = [layer.momentum for layer in layers]
     for layer in layers:
@@ -66,7 +67,7 @@ def redraw_logits(model: keras.Model, seed: int = 0) -> None:
     of stddev 0.01 for fresh layers: a random test network then has logits of a trained
     one's size, and its labels survive quantisation noise as a trained network's do
     (with 0.01 the class probabilities are nearly uniform and ties flip)."""
-    layer = next((lay for lay in model._flatten_layers() if lay.name == "logits.semantic"),
+    layer = next((lay for lay in all_layers(model) if lay.name == "logits.semantic"),
                  None)
     if layer is not None:
         draw = keras.initializers.GlorotUniform(seed=seed)
@@ -87,16 +88,16 @@ def tiny_model(num_classes: int = TINY_OPTIONS.num_classes, seed: int = 0) -> ke
 def tiny_folded_model(num_classes: int = TINY_OPTIONS.num_classes, seed: int = 0) -> keras.Model:
     """[B, H, W, 3] raw pixels -> logits at stride 4 through a 3x3 conv, a depthwise conv
     and a 1x1 conv with bias, each followed by a BatchNorm linked for folding
-    (`deeplab.model.conv.fold_batch_norm`); fits TINY_OPTIONS, BatchNorm calibrated."""
+    (`deeplab.model.folded_conv.fold_batch_norm`); fits TINY_OPTIONS, BatchNorm calibrated."""
     keras.utils.set_random_seed(seed)
     images = keras.Input((None, None, 3))
     x = keras.layers.Rescaling(2.0 / 255.0, offset=-1.0)(images)
-    for layer in (conv.Conv2D(8, 3, strides=4, padding="same", use_bias=False),
-                  conv.DepthwiseConv2D(3, padding="same", use_bias=False),
-                  conv.Conv2D(num_classes, 1, use_bias=True)):
+    for layer in (folded_conv.Conv2D(8, 3, strides=4, padding="same", use_bias=False),
+                  folded_conv.DepthwiseConv2D(3, padding="same", use_bias=False),
+                  folded_conv.Conv2D(num_classes, 1, use_bias=True)):
         norm = BatchNormalization()
         x = norm(layer(x))
-        conv.fold_batch_norm(layer, norm)
+        folded_conv.fold_batch_norm(layer, norm)
     model = keras.Model(images, x)
     calibrate_batch_norm(model)
     return model

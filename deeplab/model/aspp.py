@@ -24,6 +24,12 @@ from deeplab.model.layers import (
 )
 
 DROPOUT_RATE = 0.1  # the original's keep_prob 0.9 after concat_projection
+# TF1 scopes of ASPP's layers: "last layers" for the original's get_extra_layer_scopes
+LAST_LAYER_SCOPES = ("image_pooling", "aspp", "concat_projection")
+# The ModelOptions fields only ASPP reads (its option group; see deeplab.model.heads)
+OPTIONS = ("atrous_rates", "add_image_level_feature", "image_pooling_crop_size",
+           "image_pooling_stride", "aspp_with_separable_conv", "aspp_with_concat_projection",
+           "aspp_with_squeeze_and_excitation", "image_se_uses_qsigmoid", "aspp_convs_filters")
 
 
 def scale_dimension(dim: int, scale: float) -> int:

@@ -23,6 +23,8 @@ OUTPUT = "out"  # key of the deepest features in a backbone's feature mapping
 UNIT_RANGE = "unit_range"  # x * 2 / 255 - 1
 SUBTRACT_MEAN = "subtract_mean"  # x - ImageNet mean RGB
 MEAN_RGB = (123.15, 115.90, 103.06)
+# The output strides DeepLab builds at; a family may accept fewer (BackboneSpec.output_strides)
+OUTPUT_STRIDES = (8, 16, 32)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,6 +42,7 @@ class BackboneSpec:
       output_strides: output strides the family can be built at.
       atrous: True when the output stride only turns strides into atrous rates (one set of
         weights serves every output stride); False when it selects another network (NAS).
+      options: the ModelOptions fields only this family reads (its option group).
     """
 
     name: str
@@ -48,8 +51,17 @@ class BackboneSpec:
     norm_epsilon: float
     norm_decay: float
     preprocessing: Callable[[str], str] = lambda variant: UNIT_RANGE
-    output_strides: tuple[int, ...] = (8, 16, 32)
+    output_strides: tuple[int, ...] = OUTPUT_STRIDES
     atrous: bool = True
+    options: tuple[str, ...] = ()
+
+    def check_output_stride(self, variant: str, output_stride: int) -> None:
+        """ValueError naming the accepted strides unless `variant` builds at `output_stride`
+        (the one check of output-stride validity; ModelOptions applies it to OUTPUT_STRIDES
+        before the backbone is known)."""
+        if output_stride not in self.output_strides:
+            raise ValueError(f"{variant} builds at output_stride "
+                             f"{', '.join(map(str, self.output_strides))}, not {output_stride}")
 
     def mean_pixel(self, variant: str) -> tuple[float, float, float]:
         """RGB value (0..255) that the variant's preprocessing maps to zero: what images are

@@ -53,7 +53,7 @@ def test_registry_knows_every_variant_once_and_refuses_others():
     assert len(VARIANTS) == len(set(VARIANTS))
     for variant in VARIANTS:
         assert variant in backbones.get_backbone(variant).variants
-    with pytest.raises(ValueError, match="not one of"):
+    with pytest.raises(ValueError, match="unknown model_variant 'vgg16'; registered: xception"):
         backbones.get_backbone("vgg16")
     with pytest.raises(ValueError, match="model_variant='vgg16'"):
         ModelOptions(model_variant="vgg16")

@@ -24,6 +24,9 @@ from deeplab.model.layers import (
 )
 
 SCOPE = "decoder"
+# The ModelOptions fields only the decoder reads (its option group)
+OPTIONS = ("decoder_output_stride", "decoder_use_separable_conv", "decoder_use_sum_merge",
+           "decoder_output_is_logits", "decoder_filters")
 PROJECTION_FILTERS = 48
 
 

@@ -4,8 +4,8 @@
 H and W may be unknown) to float32 logits at the decoder stride or, without a decoder, at
 the output stride; sizes follow `scale_dimension(d, 1 / stride) = (d - 1) // stride + 1`.
 Upsampling to the image size belongs to `deeplab.model.predict`. The parts come from
-registries: the backbone from `backbones` (by model_variant), the head from `heads` (ASPP or
-the Dense Prediction Cell).
+registries: the backbone from `backbones` (by model_variant), the head from `heads` (the
+first registered head whose `applies(options)` holds: the Dense Prediction Cell, none, ASPP).
 """
 
 from __future__ import annotations
@@ -44,16 +44,13 @@ def build_model(options: ModelOptions, name: str | None = None, *,
     training choice: it changes no weight, so checkpoints are interchangeable).
     """
     spec = backbones.get_backbone(options.model_variant)
-    if options.output_stride not in spec.output_strides:
-        raise ValueError(f"{options.model_variant} builds at output_stride "
-                         f"{', '.join(map(str, spec.output_strides))}, not {options.output_stride}")
+    spec.check_output_stride(options.model_variant, options.output_stride)
     images = keras.Input(shape=(None, None, 3), dtype="float32", name="images")
     x = Preprocess(spec.preprocessing(options.model_variant), name="preprocess")(images)
     features = spec.build(x, options, backbone_norm(options, sync_batch_norm))
     norm = head_norm(options, sync_batch_norm)
     x = features[OUTPUT]
-    if options.aspp_with_batch_norm or options.head != "aspp":
-        x = heads.build_head(x, options, norm)
+    x = heads.build_head(x, options, norm)
     if options.decoder_output_stride is not None:
         x = decoder.build(x, decoder.low_level_feature(features, options), options, norm)
     if options.decoder_output_is_logits:

@@ -10,6 +10,7 @@ import pytest
 
 from deeplab.checkpoints.io import variable_map
 from deeplab.model import dense_prediction_cell as dpc
+from deeplab.model import heads
 from deeplab.model.layers import NormSpec
 from deeplab.model.options import ModelOptions
 
@@ -53,7 +54,7 @@ def test_rates_are_height_width_and_double_at_output_stride_8(output_stride, fac
 def test_options_keep_the_cell_through_json():
     cell = dpc.load_config(dpc.CITYSCAPES_CELL)
     options = ModelOptions(model_variant="xception_71", dense_prediction_cell_config=cell)
-    assert options.head == "dense_prediction_cell"
+    assert heads.select(options).name == "dense_prediction_cell"
     text = options.to_json()
     assert json.loads(text)["dense_prediction_cell_config"][1]["rate"] == [18, 15]
     assert ModelOptions.from_json(text) == options

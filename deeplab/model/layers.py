@@ -15,7 +15,7 @@ import keras
 import tensorflow as tf
 
 from deeplab.model.backbone_spec import MEAN_RGB, SUBTRACT_MEAN, UNIT_RANGE
-from deeplab.model.conv import Activation, Conv2D, DepthwiseConv2D, fold_batch_norm
+from deeplab.model.folded_conv import Activation, Conv2D, DepthwiseConv2D, fold_batch_norm
 
 # TF1's fused BatchNorm kernel, which every BatchNorm of the original runs, raises a smaller
 # epsilon to this value; the original therefore computes with it wherever 1e-5 is asked for.
@@ -64,7 +64,7 @@ def norm_layer(spec: NormSpec, scope: str, channels: int,
         return keras.layers.GroupNormalization(
             groups=_group_count(channels, spec.groups), epsilon=spec.epsilon,
             name=keras_name(norm_scope or f"{scope}/GroupNorm"))
-    from deeplab.model.sync_batch_norm import BatchNormalization
+    from deeplab.model.batch_norm import BatchNormalization
 
     return BatchNormalization(epsilon=max(spec.epsilon, FUSED_MIN_EPSILON), momentum=spec.decay,
                               synchronized=spec.sync,
@@ -88,7 +88,7 @@ def fixed_padding(x, kernel_size: int, rate: int = 1, name: str | None = None):
 def _normalise_activate(x, conv, norm: NormSpec | None, activation, scope: str,
                         channels: int):
     """`activation(norm(x))` (each if given) of `x`, the output of `conv`; a BatchNorm and
-    the activation after it are folded into `conv` (`deeplab.model.conv.fold_batch_norm`).
+    the activation after it are folded into `conv` (`deeplab.model.folded_conv.fold_batch_norm`).
 
     activation: a Keras activation name or a function (the layer is named by its __name__).
     """

@@ -62,4 +62,4 @@ def build(images, options, norm: NormSpec) -> dict:
 
 
 SPEC = BackboneSpec("mobilenet_edgetpu", ("mobilenet_edgetpu",), build, NORM_EPSILON,
-                    NORM_DECAY)
+                    NORM_DECAY, options=("depth_multiplier",))

@@ -90,4 +90,5 @@ def build(images, options, norm: NormSpec) -> dict:
                           options.model_variant)
 
 
-SPEC = BackboneSpec("mobilenet_v2", ("mobilenet_v2",), build, NORM_EPSILON, NORM_DECAY)
+SPEC = BackboneSpec("mobilenet_v2", ("mobilenet_v2",), build, NORM_EPSILON, NORM_DECAY,
+                    options=("depth_multiplier", "divisible_by"))

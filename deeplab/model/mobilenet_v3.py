@@ -100,4 +100,5 @@ def build(images, options, norm: NormSpec) -> dict:
                           lambda depth: scaled_depth(depth, multiplier), options.model_variant)
 
 
-SPEC = BackboneSpec("mobilenet_v3", tuple(NETWORKS), build, NORM_EPSILON, NORM_DECAY)
+SPEC = BackboneSpec("mobilenet_v3", tuple(NETWORKS), build, NORM_EPSILON, NORM_DECAY,
+                    options=("depth_multiplier",))

@@ -28,7 +28,8 @@ import tensorflow as tf
 
 from deeplab.model.aspp import scale_dimension
 from deeplab.model.backbone_spec import OUTPUT, BackboneSpec
-from deeplab.model.conv import Conv2D, fold_batch_norm
+from deeplab.model.folded_conv import Conv2D, fold_batch_norm
+from deeplab.model.layer_walk import all_layers
 from deeplab.model.layers import (
     NormSpec,
     ResizeLike,
@@ -134,7 +135,7 @@ def attach_drop_path_schedule(model: keras.Model, step, total_steps: int) -> Non
     def progress():
         return tf.minimum(1.0, tf.cast(step, tf.float32) / float(max(1, total_steps)))
 
-    for layer in model._flatten_layers(include_self=False):
+    for layer in all_layers(model):
         if isinstance(layer, DropPath):
             layer._schedule[:] = [progress]
 
@@ -332,8 +333,11 @@ def build(images, options, norm: NormSpec) -> dict:
     return {**features, OUTPUT: x}
 
 
-SPEC = BackboneSpec("pnasnet", ("nas_pnasnet",), build, NORM_EPSILON, NORM_DECAY, atrous=False)
+OPTIONS = ("nas_stem_output_num_conv_filters", "nas_use_classification_head",
+           "nas_remove_os32_stride", "drop_path_keep_prob")
+SPEC = BackboneSpec("pnasnet", ("nas_pnasnet",), build, NORM_EPSILON, NORM_DECAY, atrous=False,
+                    options=OPTIONS)
 # Auto-DeepLab's searched path ends at stride 8 whatever the requested output stride (which
 # the original uses only to size image pooling), so it builds at output stride 8 only.
 HNAS_SPEC = BackboneSpec("hnasnet", ("nas_hnasnet",), build, NORM_EPSILON, NORM_DECAY,
-                         output_strides=(8,), atrous=False)
+                         output_strides=(8,), atrous=False, options=OPTIONS)

@@ -13,6 +13,9 @@ import json
 import sys
 from collections.abc import Sequence
 
+from deeplab.model.backbone_spec import OUTPUT_STRIDES
+from deeplab.utils.option_fields import option
+
 NORMALIZATIONS = ("batch", "group")
 # Fields earlier runs saved that no longer change the network (they moved to the options that
 # use them: the crop to InputOptions / ExportOptions, BatchNorm sync to TrainOptions); read
@@ -36,7 +39,7 @@ def model_variants() -> tuple[str, ...]:
     its names as remembered by deeplab.utils.names_cache (the registry imports Keras)."""
     registry = sys.modules.get("deeplab.model.backbones")
     if registry is not None:
-        return registry.MODEL_VARIANTS
+        return registry.BACKBONES.names()
     from deeplab.utils.names_cache import cached
 
     return cached("model_variants", _registered_variants)
@@ -51,6 +54,20 @@ def _registered_variants() -> tuple[str, ...]:
 # predict: images with more pixels run as windows (about 2048 x 2048: whole Cityscapes frames
 # still run whole); here, not in deeplab.model.predict, so flags can use it without TensorFlow
 DEFAULT_MAX_PIXELS = 2048 * 2048
+
+
+def _first_int(values) -> int | None:
+    """--decoder_output_stride (a list flag, as the original's) -> its first entry or None."""
+    return int(values[0]) if values else None
+
+
+def _cell_config(path: str):
+    """--dense_prediction_cell_json -> the cell's branches as the original's dicts, or None."""
+    if not path:
+        return None
+    from deeplab.model.dense_prediction_cell import load_config
+
+    return [dataclasses.asdict(branch) for branch in load_config(path)]
 
 
 def multi_grid_length(model_variant: str) -> int:
@@ -118,37 +135,73 @@ class ModelOptions:
     """
 
     num_classes: int = 21
-    model_variant: str = "mobilenet_v2"
-    atrous_rates: tuple[int, ...] | None = None
-    output_stride: int = 16
-    decoder_output_stride: int | None = None
-    multi_grid: tuple[int, ...] | None = None
-    depth_multiplier: float = 1.0
-    divisible_by: int | None = None
-    add_image_level_feature: bool = True
-    image_pooling_crop_size: tuple[int, int] | None = None
-    image_pooling_stride: tuple[int, int] = (1, 1)
-    aspp_with_batch_norm: bool = True
-    aspp_with_separable_conv: bool = True
-    aspp_with_concat_projection: bool = True
-    aspp_with_squeeze_and_excitation: bool = False
-    image_se_uses_qsigmoid: bool = False
-    dense_prediction_cell_config: tuple | None = None
-    decoder_use_separable_conv: bool = True
-    decoder_use_sum_merge: bool = False
-    decoder_output_is_logits: bool = False
-    logits_kernel_size: int = 1
-    aspp_convs_filters: int = 256
-    decoder_filters: int = 256
-    head_batch_norm_decay: float = 0.9997
-    use_bounded_activation: bool = False
-    prediction_with_upsampled_logits: bool = True
-    nas_stem_output_num_conv_filters: int = 20
-    nas_use_classification_head: bool = False
-    nas_remove_os32_stride: bool = False
-    drop_path_keep_prob: float = 1.0
-    normalization: str = "batch"
-    group_norm_groups: int = 32
+    model_variant: str = option("mobilenet_v2", "enum", "Backbone network.",
+                                choices=model_variants)
+    atrous_rates: tuple[int, ...] | None = option(
+        None, "multi_integer",
+        "ASPP atrous rates, repeated (6,12,18 at OS16; 12,24,36 at OS8).")
+    output_stride: int = option(16, "integer",
+                                "Input / backbone feature resolution: 8, 16 or 32.")
+    decoder_output_stride: int | None = option(
+        None, "list", "Decoder output stride (4 for DeepLabv3+); unset for no decoder.",
+        from_flag=_first_int)
+    multi_grid: tuple[int, ...] | None = option(None, "multi_integer",
+                                                "ResNet block4 unit rates, e.g. 1,2,4.")
+    depth_multiplier: float = option(1.0, "float", "MobileNet width multiplier.")
+    divisible_by: int | None = option(
+        None, "integer", "MobileNetV2 channels rounded to multiples of this (unset: 8 at "
+        "depth_multiplier 1.0, else 1).")
+    add_image_level_feature: bool = option(True, "boolean", "ASPP image pooling branch.")
+    image_pooling_crop_size: tuple[int, int] | None = option(
+        None, "list", "Crop size setting the image pooling kernel; unset pools everything.")
+    image_pooling_stride: tuple[int, int] = option((1, 1), "list", "Image pooling stride.")
+    aspp_with_batch_norm: bool = option(True, "boolean",
+                                        "ASPP with batch norm; false skips ASPP.")
+    aspp_with_separable_conv: bool = option(True, "boolean", "Separable ASPP convolutions.")
+    aspp_with_concat_projection: bool = option(
+        True, "boolean", "Project the concatenated ASPP branches with a 1x1 conv.")
+    aspp_with_squeeze_and_excitation: bool = option(
+        False, "boolean", "Image pooling gates the ASPP output (MobileNetV3's head).")
+    image_se_uses_qsigmoid: bool = option(False, "boolean", "That gate is a hard (q-)sigmoid.")
+    dense_prediction_cell_config: tuple | None = option(
+        None, "string", "Dense Prediction Cell JSON (a path, or the packaged "
+        "dense_prediction_cell_branch5_top1_cityscapes.json) replacing ASPP.",
+        flag="dense_prediction_cell_json", flag_default="", from_flag=_cell_config)
+    decoder_use_separable_conv: bool = option(True, "boolean",
+                                              "Separable decoder convolutions.")
+    decoder_use_sum_merge: bool = option(
+        False, "boolean", "Decoder sums its two inputs instead of concatenating them.")
+    decoder_output_is_logits: bool = option(
+        False, "boolean", "The decoder output is the logits (needs --decoder_filters = "
+        "classes).")
+    logits_kernel_size: int = option(1, "integer", "Logits kernel size.")
+    aspp_convs_filters: int = option(256, "integer", "ASPP channels.")
+    decoder_filters: int = option(256, "integer", "Decoder channels.")
+    head_batch_norm_decay: float = option(
+        0.9997, "float", "BatchNorm decay of ASPP, DPC and decoder (the original's fixed "
+        "0.9997 by default; lower, e.g. 0.99, lets short runs' statistics settle).")
+    use_bounded_activation: bool = option(
+        False, "boolean", "ReLU6 and [-6, 6] clips where the original bounds activations "
+        "(ASPP, decoder, Xception), for quantised inference.")
+    prediction_with_upsampled_logits: bool = option(
+        True, "boolean", "Labels from logits upsampled to the image (bilinear); false: argmax "
+        "at the logits' stride, labels upsampled nearest-neighbour (single scale).")
+    nas_stem_output_num_conv_filters: int = option(
+        20, "integer", "NAS backbones: branch width at stride 4 (doubles per level).")
+    nas_use_classification_head: bool = option(
+        False, "boolean", "NAS backbones end with the original's classification head "
+        "(convs down to stride 32, then 1x1 2048).")
+    nas_remove_os32_stride: bool = option(
+        False, "boolean", "NAS backbones: the stride-32 cells run at stride 16.")
+    # A training flag in the original (train.py); here because it reaches the network
+    # through ModelOptions (inference never drops paths).
+    drop_path_keep_prob: float = option(
+        1.0, "float", "NAS training: probability of keeping each cell path (last cell; "
+        "earlier cells keep more); 1.0 turns drop path off.")
+    normalization: str = option(
+        "batch", "enum", "BatchNorm (as the original) or GroupNorm (small per-device "
+        "batches).", choices=NORMALIZATIONS)
+    group_norm_groups: int = option(32, "integer", "GroupNorm groups.")
 
     def __post_init__(self):
         # Normalise list-like inputs so equal options compare (and hash) equal.
@@ -171,8 +224,9 @@ class ModelOptions:
         if self.model_variant not in variants:
             raise ValueError(
                 f"model_variant={self.model_variant!r} is not one of {', '.join(variants)}")
-        if self.output_stride not in (8, 16, 32):
-            raise ValueError(f"output_stride={self.output_stride} must be 8, 16 or 32")
+        if self.output_stride not in OUTPUT_STRIDES:
+            raise ValueError(f"output_stride={self.output_stride} must be "
+                             f"{', '.join(map(str, OUTPUT_STRIDES))}")
         if self.decoder_output_stride is not None and self.decoder_output_stride < 1:
             raise ValueError(f"decoder_output_stride={self.decoder_output_stride} must be "
                              "positive or unset")
@@ -199,11 +253,6 @@ class ModelOptions:
         if self.decoder_output_is_logits and self.decoder_filters != self.num_classes:
             raise ValueError(f"decoder_output_is_logits: decoder_filters={self.decoder_filters} "
                              f"must equal num_classes={self.num_classes}")
-
-    @property
-    def head(self) -> str:
-        """Name of the head in `deeplab.model.heads`: the Dense Prediction Cell or ASPP."""
-        return "dense_prediction_cell" if self.dense_prediction_cell_config else "aspp"
 
     def replace(self, **changes) -> ModelOptions:
         return dataclasses.replace(self, **changes)

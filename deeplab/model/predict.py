@@ -30,7 +30,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from deeplab.model import conv
+from deeplab.model import folded_conv
 from deeplab.model.backbones import mean_pixel
 from deeplab.model.layers import resize_bilinear_align_corners
 from deeplab.model.options import DEFAULT_MAX_PIXELS, ModelOptions
@@ -152,14 +152,14 @@ def window_starts(length: int, window: int, step: int) -> list[int]:
 def inference_function(model: keras.Model, compute=None):
     """A function (to wrap in tf.function) computing `compute(model, ...)` (default:
     `model(images, training=False)`) with every BatchNorm baked into its convolution's
-    weights, in the compute dtype, as they are now (`deeplab.model.conv.baked_variables`):
+    weights, in the compute dtype, as they are now (`deeplab.model.folded_conv.baked_variables`):
     no fold and no weight cast per call. Returns (function, baked variables); re-assign them with
     `rebake(model, variables)` after the model's weights change."""
     compute = compute or (lambda m, images: m(images, training=False))
-    folded = conv.baked_variables(model, compute_dtype=True)
+    folded = folded_conv.baked_variables(model, compute_dtype=True)
 
     def run(*args):
-        with conv.baked(model, folded):
+        with folded_conv.baked(model, folded):
             return compute(model, *args)
 
     return run, folded
@@ -167,7 +167,7 @@ def inference_function(model: keras.Model, compute=None):
 
 def rebake(model: keras.Model, folded: dict) -> None:
     """Re-assigns the variables of `inference_function` from the model's current weights."""
-    for name, (kernel, bias) in conv.bake_batch_norm(model).items():
+    for name, (kernel, bias) in folded_conv.bake_batch_norm(model).items():
         folded[name][0].assign(tf.cast(kernel, folded[name][0].dtype))
         folded[name][1].assign(tf.cast(bias, folded[name][1].dtype))
 

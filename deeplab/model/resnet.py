@@ -191,4 +191,5 @@ def preprocessing(variant: str) -> str:
 
 SPEC = BackboneSpec("resnet", ("resnet_v1_18", "resnet_v1_18_beta", "resnet_v1_50",
                                "resnet_v1_50_beta", "resnet_v1_101", "resnet_v1_101_beta"),
-                    build, NORM_EPSILON, NORM_DECAY, preprocessing=preprocessing)
+                    build, NORM_EPSILON, NORM_DECAY, preprocessing=preprocessing,
+                    options=("multi_grid",))

@@ -141,4 +141,5 @@ def build(images, options, norm: NormSpec) -> dict:
     return {DECODER_STRIDE: taps[decoder_tap], OUTPUT: x}
 
 
-SPEC = BackboneSpec("xception", tuple(BLOCKS), build, NORM_EPSILON, NORM_DECAY)
+SPEC = BackboneSpec("xception", tuple(BLOCKS), build, NORM_EPSILON, NORM_DECAY,
+                    options=("multi_grid",))

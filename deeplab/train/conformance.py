@@ -218,9 +218,10 @@ def _replay_dropout(trainer, case: Case, shape):
     """Points the model's dropout layer at a variable the runner fills each step."""
     import tensorflow as tf
 
+    from deeplab.model.layer_walk import all_layers
     from deeplab.model.layers import Dropout
 
-    layers = [layer for layer in trainer.model._flatten_layers(include_self=False)
+    layers = [layer for layer in all_layers(trainer.model)
               if isinstance(layer, Dropout)]
     if len(layers) != 1:
         raise CaseError(f"{case.folder}: the case feeds one dropout layer, the model has "

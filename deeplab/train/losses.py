@@ -4,7 +4,7 @@ each term normalised over the global batch for tf.distribute, and weight decay.
 
 The contract of a loss is in `deeplab.train.loss_terms`; adding one is a module with a
 frozen dataclass (fields = hyperparameters, set by `--loss_options=NAME.FIELD=VALUE`) plus
-one entry in `LOSSES`."""
+one `LOSSES.register(name, cls)`."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from deeplab.train.dice_loss import Dice
 from deeplab.train.loss_syntax import parse_loss_options, parse_loss_weights
 from deeplab.train.loss_terms import LossSpec, PixelLosses, RegionLoss, match_sizes, valid_pixels
 from deeplab.train.lovasz_loss import LovaszSoftmax
+from deeplab.utils.registry import Registry
 
 
 def pixel_weights(labels, num_classes: int, ignore_label: int, label_weights=None):
@@ -109,19 +110,15 @@ class SoftmaxCrossEntropy:
                                               spec.label_weights)}
 
 
-LOSSES = {
-    "softmax_cross_entropy": SoftmaxCrossEntropy,
-    "dice": Dice,
-    "lovasz_softmax": LovaszSoftmax,
-}
+LOSSES: Registry = Registry("loss")
+LOSSES.register("softmax_cross_entropy", SoftmaxCrossEntropy)
+LOSSES.register("dice", Dice)
+LOSSES.register("lovasz_softmax", LovaszSoftmax)
 
 
 def get_loss(name: str):
     """The registered loss class `name`; ValueError naming the registered ones otherwise."""
-    try:
-        return LOSSES[name]
-    except KeyError:
-        raise ValueError(f"unknown loss {name!r}; registered: {', '.join(LOSSES)}") from None
+    return LOSSES.lookup(name)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from dataclasses import MISSING
 
 from deeplab.train.loss_syntax import parse_loss_options, parse_loss_weights
+from deeplab.utils.option_fields import option
 
 OPTIMIZERS = ("momentum", "adam")
 # How momentum is kept: "tf1" as the original (TF1 MomentumOptimizer: a = m * a + g,
@@ -45,50 +47,109 @@ class TrainOptions:
     not part of the network: a run may resume with it on or off).
     """
 
-    train_logdir: str
-    training_number_of_steps: int = 30000
-    train_batch_size: int = 8
-    optimizer: str = "momentum"
-    momentum: float = 0.9
-    adam_learning_rate: float = 0.001
-    adam_epsilon: float = 1e-8
-    learning_policy: str = "poly"
-    base_learning_rate: float = 0.0001
-    decay_steps: float = 0.0
-    end_learning_rate: float = 0.0
-    learning_rate_decay_factor: float = 0.1
-    learning_rate_decay_step: int = 2000
-    learning_power: float = 0.9
-    slow_start_step: int = 0
-    slow_start_learning_rate: float = 0.0001
-    weight_decay: float = 4e-5
-    last_layer_gradient_multiplier: float = 1.0
-    bias_gradient_multiplier: float = 2.0
-    momentum_update: str = "tf1"
-    image_pyramid: tuple[float, ...] | None = None
-    merge_method: str = "max"
-    profile_logdir: str | None = None
-    last_layers_contain_logits_only: bool = False
-    upsample_logits: bool = True
-    fine_tune_batch_norm: bool = True
-    hard_example_mining_step: int = 0
-    top_k_percent_pixels: float = 1.0
-    label_weights: tuple[float, ...] | None = None
-    loss: str = "softmax_cross_entropy"
-    loss_options: tuple[str, ...] = ()
-    sync_batch_norm: bool = False
-    tf_initial_checkpoint: str | None = None
-    initialize_last_layer: bool = True
-    log_steps: int = 10
-    save_interval_secs: int = 1200
-    save_interval_steps: int = 0
-    save_summaries_secs: int = 600
-    save_summaries_images: bool = False
-    keep_checkpoint_max: int = 5
-    precision: str = "fp32"
-    num_clones: int = 1
-    xla: bool = False
-    seed: int | None = None
+    train_logdir: str = option(MISSING, "string",
+                               "Where checkpoints, summaries and options go.",
+                               flag_default=None, group="run")
+    training_number_of_steps: int = option(30000, "integer", "Steps.", group="optimisation")
+    train_batch_size: int = option(8, "integer", "Global batch size.", group="optimisation")
+    optimizer: str = option("momentum", "enum", "Optimizer.", choices=OPTIMIZERS,
+                            group="optimisation")
+    momentum: float = option(0.9, "float", "Momentum.", group="optimisation")
+    adam_learning_rate: float = option(
+        0.001, "float", "Adam's constant learning rate (no policy, no slow start).",
+        group="optimisation")
+    adam_epsilon: float = option(1e-8, "float", "Adam epsilon.", group="optimisation")
+    learning_policy: str = option(
+        "poly", "enum", "Learning-rate policy (cosine: from base to end_learning_rate).",
+        choices=LEARNING_POLICIES, group="optimisation")
+    base_learning_rate: float = option(0.0001, "float", "Initial learning rate.",
+                                       group="optimisation")
+    decay_steps: float = option(0.0, "float", "Poly/cosine decay steps; 0 = the steps after "
+                                "slow start.", group="optimisation")
+    end_learning_rate: float = option(0.0, "float", "Final learning rate.",
+                                      group="optimisation")
+    learning_rate_decay_factor: float = option(0.1, "float", "Step policy factor.",
+                                               group="optimisation")
+    learning_rate_decay_step: int = option(2000, "integer", "Step policy interval.",
+                                           group="optimisation")
+    learning_power: float = option(0.9, "float", "Poly power.", group="optimisation")
+    slow_start_step: int = option(
+        0, "integer", "Steps at the slow-start rate; the policy starts after them.",
+        group="optimisation")
+    slow_start_learning_rate: float = option(0.0001, "float", "Slow-start rate.",
+                                             group="optimisation")
+    weight_decay: float = option(4e-5, "float", "L2 weight decay of conv kernels.",
+                                 group="optimisation")
+    last_layer_gradient_multiplier: float = option(
+        1.0, "float", "Gradient multiplier of the last layers.", group="optimisation")
+    bias_gradient_multiplier: float = option(
+        2.0, "float", "Gradient multiplier of every bias (the original doubles them; 1 "
+        "turns that off).", group="optimisation")
+    momentum_update: str = option(
+        "tf1", "enum", "tf1 (the original's: a = m*a + g, w -= lr*a) or keras (SGD's: "
+        "v = m*v - lr*g, w += v); they differ when the rate changes.",
+        choices=MOMENTUM_UPDATES, group="optimisation")
+    image_pyramid: tuple[float, ...] | None = option(
+        None, "multi_float", "Training scales, repeated (e.g. 0.5 and 1.0): one loss per "
+        "scale plus one on the merged logits.", group="loss")
+    merge_method: str = option("max", "enum", "How the image pyramid's logits merge.",
+                               choices=MERGE_METHODS, group="loss")
+    profile_logdir: str | None = option(
+        None, "string", "Write a TensorBoard profile of 3 training steps (after 2 warm-up "
+        "steps) here.", group="run")
+    last_layers_contain_logits_only: bool = option(
+        False, "boolean", "Last layers are only the logits.", group="optimisation")
+    upsample_logits: bool = option(
+        True, "boolean", "Upsample logits to the labels (else downsample labels).",
+        group="loss")
+    fine_tune_batch_norm: bool = option(
+        True, "boolean", "Train BatchNorm statistics (false: normalise with the moving ones; "
+        "gamma and beta still train).", group="loss")
+    hard_example_mining_step: int = option(0, "integer", "Steps to ramp in hard example "
+                                           "mining.", group="loss")
+    top_k_percent_pixels: float = option(1.0, "float", "Fraction of hardest pixels in the "
+                                         "loss.", group="loss")
+    # resolved by train.py, which knows the dataset (auto: from its pixel counts)
+    label_weights: tuple[float, ...] | None = option(
+        None, "multi_string", "Per-class loss weights, repeated (one per class), or auto "
+        "(alias median_frequency): from the split's pixel counts in dataset.json.",
+        group="loss")
+    loss: str = option("softmax_cross_entropy", "string",
+                       "Training losses with weights, NAME[:WEIGHT],... (e.g. "
+                       "softmax_cross_entropy:1,dice:0.5); names from "
+                       "deeplab.train.losses.LOSSES.", group="loss")
+    loss_options: tuple[str, ...] = option(
+        (), "list", "Loss hyperparameters, NAME.FIELD=VALUE,... (e.g. dice.smooth=0.1, "
+        "lovasz_softmax.per_image=true).", from_flag=lambda values: tuple(values or ()),
+        group="loss")
+    sync_batch_norm: bool = option(False, "boolean", "BatchNorm statistics over all "
+                                   "replicas.", group="run")
+    tf_initial_checkpoint: str | None = option(
+        None, "string", "Checkpoint to start from (any format, or a model-zoo name).",
+        group="run")
+    initialize_last_layer: bool = option(
+        True, "boolean", "Also restore the last layers from tf_initial_checkpoint.",
+        group="run")
+    log_steps: int = option(10, "integer", "Steps between log lines.", group="run")
+    save_interval_secs: int = option(1200, "integer", "Seconds between saves.", group="run")
+    save_interval_steps: int = option(0, "integer", "Steps between saves (0: by time only).",
+                                      group="run")
+    save_summaries_secs: int = option(600, "integer", "Seconds between image summaries.",
+                                      group="run")
+    save_summaries_images: bool = option(
+        False, "boolean", "Write input, label and prediction images to TensorBoard.",
+        group="run")
+    keep_checkpoint_max: int = option(5, "integer", "Checkpoints kept.", group="run")
+    precision: str = option(
+        "fp32", "enum", "fp32, bf16 (mixed_bfloat16) or fp16 (mixed_float16 with loss "
+        "scaling).", choices=PRECISIONS, group="run")
+    num_clones: int = option(1, "integer", "Local devices (CPU split when no GPU).",
+                             group="run")
+    xla: bool = option(False, "boolean", "Compile the per-replica step with XLA (for GPU/TPU; "
+                       "on this 2-core CPU it measured 8-25x slower than the default graph).",
+                       group="run")
+    seed: int | None = option(None, "integer", "Seed for weights, shuffling and augmentation.",
+                              group="run")
 
     def __post_init__(self):
         object.__setattr__(self, "loss_options", tuple(self.loss_options or ()))

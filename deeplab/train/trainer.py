@@ -52,11 +52,12 @@ from deeplab.checkpoints.io import (
 from deeplab.data import record_scan
 from deeplab.data.pipeline import InputOptions, damage_of, list_shards, make_dataset
 from deeplab.model import nas
+from deeplab.model.batch_norm import BatchNormalization
 from deeplab.model.deeplab import build_model
+from deeplab.model.layer_walk import all_layers
 from deeplab.model.options import ModelOptions
 from deeplab.model.predict import logits_stride
 from deeplab.model.pyramid import MERGED, pyramid_logits
-from deeplab.model.sync_batch_norm import BatchNormalization
 from deeplab.train import losses
 from deeplab.train.optimizers import make_optimizer
 from deeplab.train.options import TrainOptions
@@ -138,7 +139,7 @@ def gradient_multipliers(model: keras.Model, options: TrainOptions) -> list[floa
 def freeze_batch_norm(model: keras.Model) -> None:
     """fine_tune_batch_norm=False: BatchNorm normalises with, and keeps, its moving
     statistics; gamma and beta still train (the original's is_training=False BatchNorm)."""
-    for layer in model._flatten_layers(include_self=False):
+    for layer in all_layers(model):
         if isinstance(layer, BatchNormalization):
             layer.frozen_statistics = True
         elif isinstance(layer, keras.layers.BatchNormalization):

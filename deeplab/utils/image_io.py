@@ -7,8 +7,6 @@ import os
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
-
 
 class InputError(ValueError):
     """An input file that cannot be used; the message names the file."""

@@ -24,7 +24,6 @@ _CITYSCAPES = descriptors.get_descriptor("cityscapes")
 # Cityscapes train id 0..18 -> official label id (cityscapesScripts labels.py).
 CITYSCAPES_TRAIN_ID_TO_LABEL_ID = tuple(_CITYSCAPES.label_ids[i]
                                         for i in range(_CITYSCAPES.num_classes))
-CITYSCAPES_UNLABELED_ID = _CITYSCAPES.label_ids[_CITYSCAPES.ignore_label]
 
 # The names --colormap_type offers: one per registered palette (at import time).
 COLORMAP_NAMES = descriptors.palette_names()

@@ -5,7 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from deeplab.vis import class_names, colormap
+from deeplab.data.descriptors import palette_owner
+from deeplab.vis import colormap
+
+
+def _names(name):
+    return palette_owner(name).class_names
 
 
 @pytest.mark.parametrize("name,size", [("pascal", 256), ("cityscapes", 256), ("ade20k", 151)])
@@ -110,16 +115,16 @@ def test_cityscapes_train_id_to_label_id():
 
 
 def test_class_names():
-    voc = class_names.get_class_names("pascal")
+    voc = _names("pascal")
     assert len(voc) == 21 and voc[:3] == ("background", "aeroplane", "bicycle")
     assert voc[15] == "person" and voc[20] == "tvmonitor"
-    city = class_names.get_class_names("cityscapes")
+    city = _names("cityscapes")
     assert len(city) == 19 and city[:3] == ("road", "sidewalk", "building")
     assert city[18] == "bicycle"
-    ade = class_names.get_class_names("ade20k")
+    ade = _names("ade20k")
     assert len(ade) == 151 and ade[:4] == ("other", "wall", "building", "sky")
     assert ade[150] == "flag"
-    assert class_names.get_class_names("pascal_voc_seg") is voc
+    assert _names("pascal_voc_seg") is voc
     # One name per palette entry that a dataset uses.
     assert len(ade) == len(colormap.create_colormap("ade20k"))
 

@@ -16,6 +16,8 @@ import os
 import posixpath
 import urllib.parse
 
+from deeplab.utils.registry import Registry
+
 REGISTRY_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "model_zoo.json")
 REGISTRY_ENV = "DEEPLAB_ZOO_REGISTRY"
 
@@ -133,14 +135,15 @@ def _read(path: str) -> list[ZooEntry]:
         raise ZooError(f"{path}: not a model-zoo registry ({exc})") from None
 
 
-def load_registry() -> dict[str, ZooEntry]:
-    """{name: entry}, the packaged registry then $DEEPLAB_ZOO_REGISTRY files, in order."""
+def load_registry() -> Registry[ZooEntry]:
+    """The entries by name: the packaged registry then $DEEPLAB_ZOO_REGISTRY files, in order
+    (an entry of a later file replaces one of the same name, in its place)."""
     paths = [REGISTRY_FILE] + [p for p in os.environ.get(REGISTRY_ENV, "").split(os.pathsep)
                                if p]
-    registry: dict[str, ZooEntry] = {}
+    registry: Registry[ZooEntry] = Registry("model-zoo entry", ZooError)
     for path in paths:
         for entry in _read(path):
-            registry[entry.name] = entry
+            registry.register(entry.name, entry, replace=True)
     return registry
 
 

@@ -32,8 +32,9 @@
   left for grappler to fold (it refuses constants over 10 MB, such as Xception's
   1536 -> 2048 pointwise kernel).
 
-The classes keep Keras' class names and weights, so checkpoints, `count_macs` and the weight
-decay (both keyed on the class) treat them as Keras' own.
+The classes subclass Keras' and keep their class names and weights, so checkpoints and
+`count_macs` (isinstance) and the weight decay (keyed on the class name) treat them as
+Keras' own.
 """
 
 from __future__ import annotations
@@ -45,14 +46,15 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from deeplab.model.sync_batch_norm import BatchNormalization
+from deeplab.model.batch_norm import BatchNormalization
+from deeplab.model.layer_walk import all_layers
 
 
 def fold_batch_norm(conv: keras.layers.Layer, norm: keras.layers.Layer,
                     activation: keras.layers.Layer | None = None) -> None:
     """Links `conv` (Conv2D or DepthwiseConv2D here) and the BatchNorm applied to its output.
 
-    `norm` must be `deeplab.model.sync_batch_norm.BatchNormalization` (anything else is left
+    `norm` must be `deeplab.model.batch_norm.BatchNormalization` (anything else is left
     alone) whose input is exactly the output of `conv`. `activation`, if given, is the
     `Activation` (this module's) whose input is exactly the output of `norm`, and the only
     consumer of it. The links are weak references (not tracked as sub-layers, so no layer
@@ -84,7 +86,7 @@ class Activation(keras.layers.Activation):
 def _folded_pairs(model: keras.Model):
     """[(conv, norm)] of every convolution in `model` linked to a BatchNorm."""
     pairs = []
-    for layer in model._flatten_layers(include_self=False):
+    for layer in all_layers(model):
         norm = layer._folded_norm() if isinstance(layer, _FoldsBatchNorm) and \
             layer._folded_norm is not None else None
         if norm is not None:

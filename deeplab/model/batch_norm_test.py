@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from deeplab.model.sync_batch_norm import BatchNormalization
+from deeplab.model.batch_norm import BatchNormalization
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -135,7 +135,7 @@ _TWO_REPLICAS = textwrap.dedent("""
     tf.config.set_logical_device_configuration(
         cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     import keras
-    from deeplab.model.sync_batch_norm import BatchNormalization
+    from deeplab.model.batch_norm import BatchNormalization
 
     def net():
         keras.utils.set_random_seed(1)

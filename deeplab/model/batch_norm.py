@@ -22,8 +22,8 @@ count]) through `merge_call` + `batch_reduce_to`, without TF's gradient wrapper,
 own custom gradient whose output leaves through a `stop_gradient` (so the variable walk
 stops at once) and whose gradient is the all-reduce of the upstream gradient.
 
-The class keeps the name `BatchNormalization` (and subclasses Keras'), so code keyed on the
-class name or `isinstance(layer, keras.layers.BatchNormalization)` treats it as BatchNorm.
+The class subclasses Keras' `BatchNormalization` (and keeps its name), so
+`isinstance(layer, keras.layers.BatchNormalization)` treats it as BatchNorm.
 """
 
 from __future__ import annotations
@@ -168,7 +168,7 @@ class BatchNormalization(keras.layers.BatchNormalization):
         """Keras' BatchNorm, faster where it can be (same function, same variable updates).
 
         - Moving statistics, folded into the preceding convolution
-          (`deeplab.model.conv.fold_batch_norm`): the input, already normalised by that
+          (`deeplab.model.folded_conv.fold_batch_norm`): the input, already normalised by that
           convolution, passes through.
         - Moving statistics, bfloat16/float16 input: one multiply-add in the compute dtype.
           Keras casts half-precision inputs to float32 and back around every BatchNorm,

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from deeplab.model.conv import Conv2D, DepthwiseConv2D, fold_batch_norm
-from deeplab.model.sync_batch_norm import BatchNormalization
+from deeplab.model.batch_norm import BatchNormalization
+from deeplab.model.folded_conv import Conv2D, DepthwiseConv2D, fold_batch_norm
 
 RNG = np.random.default_rng(0)
 
