@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 
+import keras
 import tensorflow as tf
 
+from deeplab.model.layer_walk import all_layers
 from deeplab.train.dice_loss import Dice
 from deeplab.train.loss_syntax import parse_loss_options, parse_loss_weights
 from deeplab.train.loss_terms import LossSpec, PixelLosses, RegionLoss, match_sizes, valid_pixels
@@ -81,11 +83,11 @@ def weight_decayed_variables(model) -> list:
     kernels of a SeparableConv2D (the NAS cells' slim.separable_conv2d); not the split
     depthwise convolutions' kernels, biases or BatchNorm."""
     found = []
-    for layer in model._flatten_layers(include_self=False):
-        kind = type(layer).__name__
-        if kind == "Conv2D":
+    for layer in all_layers(model):
+        # Keras' depthwise and separable convolutions are not Conv2D subclasses
+        if isinstance(layer, keras.layers.Conv2D):
             found.append(layer.kernel)
-        elif kind == "SeparableConv2D":
+        elif isinstance(layer, keras.layers.SeparableConv2D):
             found += [layer.depthwise_kernel, layer.pointwise_kernel]
     return found
 
