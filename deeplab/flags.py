@@ -24,9 +24,7 @@ _D = ModelOptions()
 ORIGINAL_BATCH_NORM_DECAY = 0.9997
 
 # Original flags this implementation does not support: accepted at their defaults only.
-UNSUPPORTED_DEFAULTS = {
-    "quantize_delay_step": -1,
-}
+UNSUPPORTED_DEFAULTS: dict = {}
 
 
 def _list_or_none(values):
@@ -123,6 +121,12 @@ def define_model_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
     flags.DEFINE_float("drop_path_keep_prob", _D.drop_path_keep_prob,
                        "NAS training: probability of keeping each cell path (last cell; "
                        "earlier cells keep more); 1.0 turns drop path off.", flag_values=fv)
+    # A training flag that eval, vis and export read too (the original's common.py): their
+    # network then carries the same fake quantisation (always on).
+    flags.DEFINE_integer("quantize_delay_step", _D.quantize_delay_step,
+                         "Quantization-aware training: fake INT8 quantisation from this "
+                         "training step on (-1: off); evaluation and export of such a model "
+                         "quantise always.", flag_values=fv)
     for name, default in UNSUPPORTED_DEFAULTS.items():
         define_like(name, default, "Original flag; only its default is supported.", fv)
 
@@ -196,6 +200,7 @@ def model_flag_values(fv: flags.FlagValues) -> dict:
         "nas_use_classification_head": fv.nas_use_classification_head,
         "nas_remove_os32_stride": fv.nas_remove_os32_stride,
         "drop_path_keep_prob": fv.drop_path_keep_prob,
+        "quantize_delay_step": fv.quantize_delay_step,
     }
     if values["decoder_output_stride"]:
         values["decoder_output_stride"] = values["decoder_output_stride"][0]

@@ -43,9 +43,11 @@ _OURS_SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
 _NOT_MODEL = re.compile(r"(^|/)(global_step|Momentum|Adam(_\d+)?|ExponentialMovingAverage"
                         r"|beta[12]_power)(/|$)")
 
+_QUANT_RANGES = {"act_quant_min": "act_quant/min", "act_quant_max": "act_quant/max"}
 _WEIGHT_NAMES = {
-    "Conv2D": {"kernel": "weights", "bias": "biases"},
-    "DepthwiseConv2D": {"kernel": "depthwise_weights", "bias": "biases"},
+    # act_quant_*: quantization-aware training's activation ranges (deeplab.model.quantize)
+    "Conv2D": {"kernel": "weights", "bias": "biases", **_QUANT_RANGES},
+    "DepthwiseConv2D": {"kernel": "depthwise_weights", "bias": "biases", **_QUANT_RANGES},
     # NAS cells: slim.separable_conv2d keeps both kernels in one scope
     "SeparableConv2D": {"depthwise_kernel": "depthwise_weights",
                         "pointwise_kernel": "pointwise_weights", "bias": "biases"},

@@ -112,6 +112,9 @@ class ModelOptions:
       nas_remove_os32_stride: NAS cells of the stride-32 level run at stride 16.
       drop_path_keep_prob: NAS drop path while training: the last cell keeps each path with
         this probability, earlier ones proportionally more (1.0: off; inference: off).
+      quantize_delay_step: quantization-aware training (`deeplab.model.quantize`): -1 off;
+        N >= 0 fake-quantises the convolutions (weights per channel, activations per
+        tensor) from training step N on, and always in evaluation and export.
       normalization: "batch" (BatchNorm, as the original) or "group" (GroupNorm).
       group_norm_groups: groups for GroupNorm (channels that do not divide use the largest
         divisor below it).
@@ -147,6 +150,7 @@ class ModelOptions:
     nas_use_classification_head: bool = False
     nas_remove_os32_stride: bool = False
     drop_path_keep_prob: float = 1.0
+    quantize_delay_step: int = -1
     normalization: str = "batch"
     group_norm_groups: int = 32
 
@@ -191,6 +195,9 @@ class ModelOptions:
                              f"{self.model_variant}")
         if not 0.0 < self.drop_path_keep_prob <= 1.0:
             raise ValueError(f"drop_path_keep_prob={self.drop_path_keep_prob} must be in (0, 1]")
+        if self.quantize_delay_step < -1:
+            raise ValueError(f"quantize_delay_step={self.quantize_delay_step} must be -1 (off) "
+                             "or a step >= 0")
         if self.nas_stem_output_num_conv_filters < 1:
             raise ValueError("nas_stem_output_num_conv_filters="
                              f"{self.nas_stem_output_num_conv_filters} must be positive")
