@@ -29,3 +29,13 @@ def test_nas_flags_reach_the_options():
                      "--nas_remove_os32_stride", "--drop_path_keep_prob=0.7")
     assert (given.nas_stem_output_num_conv_filters, given.nas_use_classification_head,
             given.nas_remove_os32_stride, given.drop_path_keep_prob) == (8, True, True, 0.7)
+
+
+def test_quantize_delay_step_is_a_real_flag_listed_in_help():
+    assert deeplab_flags.UNSUPPORTED_DEFAULTS == {}
+    assert _options().quantize_delay_step == -1
+    assert _options("--quantize_delay_step=500").quantize_delay_step == 500
+    fv = flags.FlagValues()
+    deeplab_flags.define_model_flags(fv)
+    assert "--quantize_delay_step" in fv.get_help()
+    assert "only its default is supported" not in fv.get_help()

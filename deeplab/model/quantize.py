@@ -12,10 +12,11 @@ two fake quantisers, the ones TFLite's INT8 kernels apply at inference:
   min <- min + (1 - decay) (min(batch, 0) - min) (same for max), decay 0.999; the first
   training batch sets them (no fixed start range).
 
-Both round in the forward pass and pass gradients straight through inside the range
-(`tf.quantization.fake_quant_*`). The ranges are non-trainable variables of each
-convolution named `act_quant_min` / `act_quant_max` (TF1 `<scope>/act_quant/min`, `max`,
-the original's names), so checkpoints hold them, runs resume and eval sees them.
+Both round in the forward pass and pass gradients straight through (inside the range for
+activations: `tf.quantization.fake_quant_with_min_max_vars`). The ranges are non-trainable
+variables of each convolution named `act_quant_min` / `act_quant_max` (TF1
+`<scope>/act_quant/min`, `max`, the original's names), so checkpoints hold them, runs
+resume and eval sees them.
 
 `attach(model, step, delay_step)` quantises only while `step >= delay_step` (the original's
 --quantize_delay_step: the global step from which quantisation is on); ranges follow the
@@ -50,15 +51,19 @@ class Quantizer:
         return tf.cast(tf.greater_equal(self.step, self.delay_step), tf.float32)
 
     def kernel(self, kernel, output_axes: int):
-        """`kernel` [..., out channels] rounded per output channel (symmetric, narrow)."""
+        """`kernel` [..., out channels] rounded per output channel (symmetric, narrow).
+
+        Plain ops rather than a FakeQuant op: the export folds them into a float kernel
+        already on the int8 grid, which the converter's own per-channel quantisation
+        (scale max|w| / 127) then represents exactly, whatever the kernel's layout.
+        """
         shape = tf.shape(kernel)
         rank = len(kernel.shape)
         flat = tf.reshape(tf.cast(kernel, tf.float32),
                           tf.concat([shape[:rank - output_axes], [-1]], axis=0))
         limit = tf.reduce_max(tf.abs(flat), axis=list(range(rank - output_axes)))
-        limit = tf.maximum(limit, 1e-8)
-        quantized = tf.quantization.fake_quant_with_min_max_vars_per_channel(
-            flat, -limit, limit, num_bits=NUM_BITS, narrow_range=True)
+        scale = tf.maximum(limit, 1e-12) / (2 ** (NUM_BITS - 1) - 1)
+        quantized = flat + tf.stop_gradient(tf.round(flat / scale) * scale - flat)
         return tf.cast(tf.reshape(self._gated(flat, quantized), shape), kernel.dtype)
 
     def activation(self, outputs, training):
