@@ -25,9 +25,7 @@ MODEL_VARIANTS = model_variants()  # without importing Keras (see model_variants
 ORIGINAL_BATCH_NORM_DECAY = 0.9997
 
 # Original flags this implementation does not support: accepted at their defaults only.
-UNSUPPORTED_DEFAULTS = {
-    "quantize_delay_step": -1,
-}
+UNSUPPORTED_DEFAULTS: dict = {}
 
 
 _DEFINERS = {"integer": flags.DEFINE_integer, "float": flags.DEFINE_float,

@@ -42,3 +42,13 @@ def test_readme_flag_tables_are_generated_from_the_option_fields():
         begin, end = deeplab_flags.TABLE_BEGIN.format(name), deeplab_flags.TABLE_END.format(name)
         assert text.split(begin, 1)[1].split(end, 1)[0].strip() == table, name
     assert "| `--min_resize_value` | integer | unset |" in text
+
+
+def test_quantize_delay_step_is_a_real_flag_listed_in_help():
+    assert deeplab_flags.UNSUPPORTED_DEFAULTS == {}
+    assert _options().quantize_delay_step == -1
+    assert _options("--quantize_delay_step=500").quantize_delay_step == 500
+    fv = flags.FlagValues()
+    deeplab_flags.define_model_flags(fv)
+    assert "--quantize_delay_step" in fv.get_help()
+    assert "only its default is supported" not in fv.get_help()

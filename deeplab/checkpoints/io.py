@@ -43,9 +43,12 @@ _NOT_MODEL = re.compile(r"(^|/)(global_step|Momentum|Adam(_\d+)?|ExponentialMovi
 
 # (Keras layer type, {Keras weight name: TF1 variable name}); subclasses (the project's
 # Conv2D, BatchNormalization, ...) match their Keras base
+_QUANT_RANGES = {"act_quant_min": "act_quant/min", "act_quant_max": "act_quant/max"}
 _WEIGHT_NAMES = (
-    (keras.layers.Conv2D, {"kernel": "weights", "bias": "biases"}),
-    (keras.layers.DepthwiseConv2D, {"kernel": "depthwise_weights", "bias": "biases"}),
+    # act_quant_*: quantization-aware training's activation ranges (deeplab.model.quantize)
+    (keras.layers.Conv2D, {"kernel": "weights", "bias": "biases", **_QUANT_RANGES}),
+    (keras.layers.DepthwiseConv2D,
+     {"kernel": "depthwise_weights", "bias": "biases", **_QUANT_RANGES}),
     # NAS cells: slim.separable_conv2d keeps both kernels in one scope
     (keras.layers.SeparableConv2D, {"depthwise_kernel": "depthwise_weights",
                                     "pointwise_kernel": "pointwise_weights", "bias": "biases"}),

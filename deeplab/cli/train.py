@@ -66,6 +66,9 @@ def main(argv):
     options = dataclasses.replace(options, label_weights=resolve_label_weights(
         FLAGS.label_weights, descriptor, data.train_split))
     model_options = model_options_from_flags(FLAGS, descriptor.num_classes)
+    if model_options.quantize_delay_step >= 0 and options.num_clones > 1:
+        raise flags.ValidationError("--quantize_delay_step: quantization-aware training runs "
+                                    "on one clone (--num_clones=1), as the original's")
     entry.check_crop_size("train_crop_size", data.input.crop_size, model_options.output_stride)
     logging.info("training %s on %s/%s with %d replica(s)", model_options.model_variant,
                  data.dataset_dir, data.train_split, strategy.num_replicas_in_sync)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import keras
 
-from deeplab.model import backbones, decoder, heads
+from deeplab.model import backbones, decoder, heads, quantize
 from deeplab.model.backbone_spec import OUTPUT
 from deeplab.model.layers import LOGITS_STDDEV, NormSpec, Preprocess, conv_norm_act
 from deeplab.model.options import ModelOptions
@@ -59,4 +59,7 @@ def build_model(options: ModelOptions, name: str | None = None, *,
         logits = conv_norm_act(x, options.num_classes, options.logits_kernel_size,
                                LOGITS_SCOPE, None, activation=None, dtype="float32",
                                init_stddev=LOGITS_STDDEV)
-    return keras.Model(images, logits, name=name or f"deeplab_{options.model_variant}")
+    model = keras.Model(images, logits, name=name or f"deeplab_{options.model_variant}")
+    if options.quantize_delay_step >= 0:
+        quantize.attach(model)  # always on; the trainer gates it by step
+    return model

@@ -145,6 +145,15 @@ class _FoldsBatchNorm:
     _folded_norm = None
     _folded_activation = None  # the linked Activation's function
     _baked = None  # (kernel, bias) tensors while `baked` is active
+    _quantizer = None  # deeplab.model.quantize.Quantizer while quantization-aware
+
+    def _quantized_output(self, outputs, training):
+        """`outputs` fake-quantised (quantization-aware training), unless a linked
+        BatchNorm still follows (it normalises with batch statistics: nothing folded)."""
+        if self._quantizer is None or (self._folded_norm is not None
+                                       and self._norm_to_fold(training) is None):
+            return outputs
+        return self._quantizer.activation(outputs, training)
 
     def _norm_to_fold(self, training):
         norm = self._folded_norm() if self._folded_norm is not None else None
@@ -162,9 +171,13 @@ class _FoldsBatchNorm:
         bias = self.bias if self.use_bias else None
         norm = self._norm_to_fold(training)
         if norm is None:
-            return self.kernel, bias, None
-        kernel, bias = self._folded_kernel_and_bias(norm, bias, output_axes)
-        return kernel, bias, self._folded_activation
+            kernel, activation = self.kernel, None
+        else:
+            kernel, bias = self._folded_kernel_and_bias(norm, bias, output_axes)
+            activation = self._folded_activation
+        if self._quantizer is not None:
+            kernel = self._quantizer.kernel(kernel, output_axes)
+        return kernel, bias, activation
 
     def _folded_kernel_and_bias(self, norm, bias, output_axes: int):
         if self._baked is not None:
@@ -195,12 +208,15 @@ class Conv2D(_FoldsBatchNorm, keras.layers.Conv2D):
             outputs = _pointwise(inputs, kernel, bias, activation)
         else:
             outputs = _bias_activation(self.convolution_op(inputs, kernel), bias, activation)
-        return outputs if self.activation is None else self.activation(outputs)
+        outputs = outputs if self.activation is None else self.activation(outputs)
+        return self._quantized_output(outputs, training)
 
     def _is_pointwise(self) -> bool:
         # Any stride and padding: a 1x1 kernel never reads padding, and 'valid' and 'same'
-        # both give ceil(H / stride) outputs.
-        return (tuple(self.kernel_size) == (1, 1) and self.groups == 1
+        # both give ceil(H / stride) outputs. Not while quantization-aware: the reshaped
+        # kernel would lose its per-channel quantisation axis for TFLite's converter.
+        return (self._quantizer is None and tuple(self.kernel_size) == (1, 1)
+                and self.groups == 1
                 and self.data_format == "channels_last")
 
 
@@ -215,7 +231,8 @@ class DepthwiseConv2D(_FoldsBatchNorm, keras.layers.DepthwiseConv2D):
             inputs, kernel, strides=self.strides, padding=self.padding,
             dilation_rate=self.dilation_rate, data_format=self.data_format)
         outputs = _bias_activation(outputs, bias, activation)
-        return outputs if self.activation is None else self.activation(outputs)
+        outputs = outputs if self.activation is None else self.activation(outputs)
+        return self._quantized_output(outputs, training)
 
 
 def _bias_activation(outputs, bias, activation):

@@ -129,6 +129,9 @@ class ModelOptions:
       nas_remove_os32_stride: NAS cells of the stride-32 level run at stride 16.
       drop_path_keep_prob: NAS drop path while training: the last cell keeps each path with
         this probability, earlier ones proportionally more (1.0: off; inference: off).
+      quantize_delay_step: quantization-aware training (`deeplab.model.quantize`): -1 off;
+        N >= 0 fake-quantises the convolutions (weights per channel, activations per
+        tensor) from training step N on, and always in evaluation and export.
       normalization: "batch" (BatchNorm, as the original) or "group" (GroupNorm).
       group_norm_groups: groups for GroupNorm (channels that do not divide use the largest
         divisor below it).
@@ -198,6 +201,9 @@ class ModelOptions:
     drop_path_keep_prob: float = option(
         1.0, "float", "NAS training: probability of keeping each cell path (last cell; "
         "earlier cells keep more); 1.0 turns drop path off.")
+    quantize_delay_step: int = option(
+        -1, "integer", "Quantization-aware training: fake INT8 quantisation from this "
+        "training step on (-1: off); evaluation and export of such a model quantise always.")
     normalization: str = option(
         "batch", "enum", "BatchNorm (as the original) or GroupNorm (small per-device "
         "batches).", choices=NORMALIZATIONS)
@@ -245,6 +251,9 @@ class ModelOptions:
                              f"{self.model_variant}")
         if not 0.0 < self.drop_path_keep_prob <= 1.0:
             raise ValueError(f"drop_path_keep_prob={self.drop_path_keep_prob} must be in (0, 1]")
+        if self.quantize_delay_step < -1:
+            raise ValueError(f"quantize_delay_step={self.quantize_delay_step} must be -1 (off) "
+                             "or a step >= 0")
         if self.nas_stem_output_num_conv_filters < 1:
             raise ValueError("nas_stem_output_num_conv_filters="
                              f"{self.nas_stem_output_num_conv_filters} must be positive")

@@ -51,7 +51,7 @@ from deeplab.checkpoints.io import (
 )
 from deeplab.data import record_scan
 from deeplab.data.pipeline import InputOptions, damage_of, list_shards, make_dataset
-from deeplab.model import nas
+from deeplab.model import nas, quantize
 from deeplab.model.batch_norm import BatchNormalization
 from deeplab.model.deeplab import build_model
 from deeplab.model.layer_walk import all_layers
@@ -165,6 +165,9 @@ class Trainer:
             # NAS drop path ramps in over the training steps (no-op without DropPath layers)
             nas.attach_drop_path_schedule(self.model, self.optimizer.iterations,
                                           options.training_number_of_steps)
+            if model_options.quantize_delay_step >= 0:
+                quantize.attach(self.model, self.optimizer.iterations,
+                                model_options.quantize_delay_step)
             self.checkpoint = model_checkpoint(self.model, optimizer=self.optimizer)
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, self._checkpoint_dir(), max_to_keep=options.keep_checkpoint_max,
