@@ -53,7 +53,8 @@ DECODER_SCOPES = (decoder.SCOPE,)
 # of a backbone family, a head or the decoder)
 NETWORK_OPTIONS = ("num_classes", "model_variant", "output_stride", "aspp_with_batch_norm",
                    "logits_kernel_size", "head_batch_norm_decay", "use_bounded_activation",
-                   "prediction_with_upsampled_logits", "normalization", "group_norm_groups")
+                   "prediction_with_upsampled_logits", "normalization", "group_norm_groups",
+                   "quantize_delay_step")
 
 
 def select(options) -> HeadSpec:
