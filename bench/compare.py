@@ -10,6 +10,8 @@ Rows (Xception-65 DeepLabv3+, output stride 16, 21 classes):
                             512x512, channels_last, bf16 by torch.autocast)
   train step b2 fp32 / bf16 ours: bench/train_step.py `run_child` (Trainer.make_step_fn,
                             crop 513); peer: bench/peer_torch.py --task=train (SGD step, 512)
+  train step b2 bf16        ours with TrainOptions(recompute="blocks"), against the peer's
+   recompute=blocks         bf16 step (the table's last line: its time / ours without)
   export rows               our exported model at 513x513 (bench/export_latency.py
                             `export_variant`, verified like every export) run by its own
                             runtime, against our Keras fp32 forward of the same round:
@@ -43,7 +45,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 RESULT_PREFIX = "RESULT "
 FORWARD = {"forward b1 fp32": "fp32", "forward b1 bf16": "bf16"}
-TRAIN = {"train step b2 fp32": "fp32", "train step b2 bf16": "bf16"}
+TRAIN = {"train step b2 fp32": "fp32", "train step b2 bf16": "bf16",
+         "train step b2 bf16 recompute=blocks": "bf16@blocks"}
+# Rows of ours only, compared with the peer's row named here (the peer has no such option).
+PEER_ROW = {"train step b2 bf16 recompute=blocks": "train step b2 bf16"}
 EXPORTS = {"exported frozen graph fp32": "frozen", "exported SavedModel fp32": "saved_model",
            "ONNX Runtime fp32": "onnx", "TFLite int8": "tflite_int8"}
 KERAS_FP32 = "forward b1 fp32"
@@ -186,8 +191,9 @@ def _jobs(args) -> list[tuple[str, str, list[str]]]:
                 jobs.append((row, "peer", _peer(args, "forward", precision)))
     if "train" in groups:
         for row, precision in TRAIN.items():
-            jobs += [(row, "ours", _ours(args, f"train:{precision}")),
-                     (row, "peer", _peer(args, "train", precision))]
+            jobs.append((row, "ours", _ours(args, f"train:{precision}")))
+            if row not in PEER_ROW:
+                jobs.append((row, "peer", _peer(args, "train", precision)))
     if "export" in groups:
         jobs += [(row, "ours", _ours(args, f"export:{fmt}")) for row, fmt in EXPORTS.items()]
     return jobs
@@ -246,7 +252,8 @@ def print_table(collected: dict, args) -> None:
         if row in EXPORTS:
             name, ref = "our Keras forward fp32", ours_forward
         else:
-            name, ref = "PyTorch peer", _summary(collected.get((row, "peer"), []))
+            name = "PyTorch peer" + (f" ({PEER_ROW[row]})" if row in PEER_ROW else "")
+            ref = _summary(collected.get((PEER_ROW.get(row, row), "peer"), []))
         batch = args.batch_size if row in TRAIN else 1
         time_ratio = f"{ours['median'] / ref['median']:.2f}" if ours and ref else "-"
         memory = (f"{ours['peak_rss'] / ref['peak_rss']:.2f}"
@@ -257,6 +264,17 @@ def print_table(collected: dict, args) -> None:
               f"{_rss(ref) if row not in EXPORTS else '-'} | "
               f"{_gflops(ref, row, batch, None) if row not in EXPORTS else '-'} | "
               f"{time_ratio} | {memory} |")
+    _recompute_line(collected)
+
+
+def _recompute_line(collected: dict) -> None:
+    """Step time and peak RSS of each recomputing row over the same row without it."""
+    for row, plain_row in PEER_ROW.items():
+        ours, plain = (_summary(collected.get((r, "ours"), [])) for r in (row, plain_row))
+        if ours and plain:
+            print(f"\n{row} / {plain_row} (ours): time "
+                  f"{ours['median'] / plain['median']:.2f}, peak RSS "
+                  f"{ours['peak_rss'] / plain['peak_rss']:.2f}")
 
 
 def _header(args) -> str:

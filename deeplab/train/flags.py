@@ -24,6 +24,7 @@ from deeplab.train.options import (
     MOMENTUM_UPDATES,
     OPTIMIZERS,
     PRECISIONS,
+    RECOMPUTE_MODES,
     TrainOptions,
     loss_names,
 )
@@ -137,6 +138,10 @@ def _define_run_flags(fv):
     flags.DEFINE_enum("precision", _T.precision, PRECISIONS,
                       "fp32, bf16 (mixed_bfloat16) or fp16 (mixed_float16 with loss scaling).",
                       flag_values=fv)
+    flags.DEFINE_enum("recompute", _T.recompute, RECOMPUTE_MODES,
+                      "Recompute activations in the backward pass instead of keeping them: "
+                      "none, blocks (each backbone unit) or all (every scope); same "
+                      "gradients, less memory, more time.", flag_values=fv)
     flags.DEFINE_integer("num_clones", _T.num_clones, "Local devices (CPU split when no GPU).",
                          flag_values=fv)
     flags.DEFINE_boolean("sync_batch_norm", _T.sync_batch_norm,

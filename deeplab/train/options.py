@@ -13,6 +13,8 @@ MOMENTUM_UPDATES = ("tf1", "keras")
 MERGE_METHODS = ("max", "avg")
 LEARNING_POLICIES = ("poly", "step", "cosine")
 PRECISIONS = ("fp32", "bf16", "fp16")
+# What the backward pass computes again instead of keeping (deeplab.train.recompute).
+RECOMPUTE_MODES = ("none", "blocks", "all")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,6 +41,9 @@ class TrainOptions:
     statistics; gamma and beta still train.
     sync_batch_norm: BatchNorm statistics all-reduced across replicas (a training choice,
     not part of the network: a run may resume with it on or off).
+    recompute: activations recomputed in the backward pass instead of kept
+    (`deeplab.train.recompute`): none, blocks (each backbone unit) or all (every scope);
+    same gradients, less memory, more time. A run may resume with any of them.
     """
 
     train_logdir: str
@@ -83,6 +88,7 @@ class TrainOptions:
     precision: str = "fp32"
     num_clones: int = 1
     xla: bool = False
+    recompute: str = "none"
     seed: int | None = None
 
     def __post_init__(self):
@@ -95,6 +101,8 @@ class TrainOptions:
             (self.learning_policy in LEARNING_POLICIES,
              f"learning_policy must be one of {LEARNING_POLICIES}"),
             (self.precision in PRECISIONS, f"precision must be one of {PRECISIONS}"),
+            (self.recompute in RECOMPUTE_MODES,
+             f"recompute must be one of {RECOMPUTE_MODES}"),
             (self.momentum_update in MOMENTUM_UPDATES,
              f"momentum_update must be one of {MOMENTUM_UPDATES}"),
             (self.merge_method in MERGE_METHODS, f"merge_method must be one of {MERGE_METHODS}"),
