@@ -4,10 +4,13 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from absl import flags
 
 from deeplab.model.deeplab import build_model
 from deeplab.model.options import ModelOptions
 from deeplab.model.sync_batch_norm import BatchNormalization
+from deeplab.train.flags import define_train_flags, train_options_from_flags
+from deeplab.train.options import TrainOptions
 from deeplab.train.recompute import _plan, recomputing, segment_key
 
 
@@ -57,6 +60,16 @@ def test_segments_are_units_then_scopes():
     assert segment_key("decoder.feature_projection0", "all") == "decoder"
     with pytest.raises(ValueError, match="recompute='some'"):
         recomputing(None, "some")
+
+
+def test_option_and_flag():
+    fv = flags.FlagValues()
+    define_train_flags(fv)
+    fv(["train.py", "--recompute=blocks"])
+    assert train_options_from_flags(fv).recompute == "blocks"
+    assert TrainOptions(train_logdir="").recompute == "none"
+    with pytest.raises(ValueError, match="recompute must be one of"):
+        TrainOptions(train_logdir="", recompute="some")
 
 
 @pytest.mark.parametrize("mode,graph", [("blocks", True), ("all", False)])
