@@ -12,6 +12,9 @@ Rows (Xception-65 DeepLabv3+, output stride 16, 21 classes):
                             crop 513); peer: bench/peer_torch.py --task=train (SGD step, 512)
   train step b2 bf16        ours with TrainOptions(recompute="blocks"), against the peer's
    recompute=blocks         bf16 step (the table's last line: its time / ours without)
+  budget (--rows=budget)    the largest training batch at 513 under 6 GB peak RSS, ours
+                            bf16 (recompute none, blocks, all) and the peer's bf16, from one
+                            step at batch 1 and at batch 2 of each (linear estimate)
   export rows               our exported model at 513x513 (bench/export_latency.py
                             `export_variant`, verified like every export) run by its own
                             runtime, against our Keras fp32 forward of the same round:
@@ -52,6 +55,10 @@ PEER_ROW = {"train step b2 bf16 recompute=blocks": "train step b2 bf16"}
 EXPORTS = {"exported frozen graph fp32": "frozen", "exported SavedModel fp32": "saved_model",
            "ONNX Runtime fp32": "onnx", "TFLite int8": "tflite_int8"}
 KERAS_FP32 = "forward b1 fp32"
+# budget rows: (system, train config) whose largest batch under BUDGET_BYTES is estimated
+BUDGET = {"ours bf16": ("ours", "bf16"), "ours bf16 recompute=blocks": ("ours", "bf16@blocks"),
+          "ours bf16 recompute=all": ("ours", "bf16@all"), "PyTorch peer bf16": ("peer", "bf16")}
+BUDGET_BYTES = 6e9
 CALIBRATION_IMAGES = 4
 
 
@@ -60,7 +67,7 @@ def _args(argv=None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rows", default="forward,train,export",
-                        help="comma-separated groups: forward, train, export")
+                        help="comma-separated groups: forward, train, export, budget")
     parser.add_argument("--runs", type=int, default=3, help="timed forward runs per process")
     parser.add_argument("--steps", type=int, default=3, help="timed train steps per process")
     parser.add_argument("--warmup", type=int, default=1, help="untimed calls first (>= 1)")
@@ -196,7 +203,42 @@ def _jobs(args) -> list[tuple[str, str, list[str]]]:
                 jobs.append((row, "peer", _peer(args, "train", precision)))
     if "export" in groups:
         jobs += [(row, "ours", _ours(args, f"export:{fmt}")) for row, fmt in EXPORTS.items()]
+    if "budget" in groups:
+        jobs += _budget_jobs(args)
     return jobs
+
+
+def _budget_jobs(args) -> list:
+    """One training step at batch 1 and at batch 2 of each BUDGET row (memory only)."""
+    jobs = []
+    for row, (system, config) in BUDGET.items():
+        for batch in (1, 2):
+            small = argparse.Namespace(**{**vars(args), "batch_size": batch, "steps": 1})
+            command = (_ours(small, f"train:{config}") if system == "ours"
+                       else _peer(small, "train", config))
+            jobs.append((f"budget {row} b{batch}", system, command))
+    return jobs
+
+
+def print_budget(collected: dict) -> None:
+    """Largest batch at 513 whose training step fits BUDGET_BYTES of peak RSS, estimated
+    linearly from the peak RSS at batch 1 and batch 2 (fixed part + per-image part)."""
+    lines = []
+    for row, (system, _) in BUDGET.items():
+        one, two = (_summary(collected.get((f"budget {row} b{b}", system), [])) for b in (1, 2))
+        if not one or not two:
+            continue
+        per_image = max(two["peak_rss"] - one["peak_rss"], 1)
+        fixed = one["peak_rss"] - per_image
+        batch = int((BUDGET_BYTES - fixed) // per_image)
+        lines.append(f"| {row} | {one['peak_rss'] / 1e9:.2f} | {two['peak_rss'] / 1e9:.2f} | "
+                     f"{per_image / 1e9:.2f} | {batch} |")
+    if lines:
+        print(f"\nLargest training batch at 513 under {BUDGET_BYTES / 1e9:.0f} GB peak RSS "
+              "(estimated: fixed + per-image memory from batches 1 and 2):\n")
+        print("| configuration | peak RSS b1 GB | peak RSS b2 GB | per image GB | largest batch |")
+        print("|---|---|---|---|---|")
+        print("\n".join(lines))
 
 
 def _round_order(jobs, round_index: int):
@@ -247,7 +289,7 @@ def print_table(collected: dict, args) -> None:
           "time ours/ref | memory ours/ref |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     rows = dict.fromkeys(row for row, _ in collected)
-    for row in rows:
+    for row in (r for r in rows if not r.startswith("budget ")):
         ours = _summary(collected.get((row, "ours"), []))
         if row in EXPORTS:
             name, ref = "our Keras forward fp32", ours_forward
@@ -265,6 +307,7 @@ def print_table(collected: dict, args) -> None:
               f"{_gflops(ref, row, batch, None) if row not in EXPORTS else '-'} | "
               f"{time_ratio} | {memory} |")
     _recompute_line(collected)
+    print_budget(collected)
 
 
 def _recompute_line(collected: dict) -> None:
