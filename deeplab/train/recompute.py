@@ -7,8 +7,8 @@ Modes (`RECOMPUTE_MODES`):
 - none: `model` itself; every activation the backward pass needs is kept from the forward.
 - blocks: each backbone unit (layers named `...unit_<k>...`, MobileNet's `expanded_conv_<k>`)
   runs under `tf.recompute_grad`: only its inputs are kept, and its inner activations are
-  computed again, one unit at a time, in the backward pass; except Xception's middle flow
-  (little memory, much work: see `_AT_OUTPUT_STRIDE`).
+  computed again, one unit at a time, in the backward pass; of Xception's middle flow
+  (much work, less memory) every other unit only (see `_AT_OUTPUT_STRIDE`).
 - all: every backbone unit, and every other run of layers under one top-level scope (root
   convs, ASPP, decoder, logits) too.
 Layers that draw random numbers (dropout, drop path) are never recomputed: their outputs
@@ -33,10 +33,15 @@ import tensorflow as tf
 from deeplab.model.sync_batch_norm import moving_statistics_frozen
 from deeplab.train.options import RECOMPUTE_MODES
 
-# Xception's middle flow runs at the output stride (33x33 at 513, OS16): its activations are
-# small (~0.25 GB of the kept 1.95 GB in bf16) and its convolutions most of the backbone's
-# work, so `blocks` keeps them (with them the bf16 step took 1.28x its time; bench/README.md).
+# Xception's middle flow runs at the output stride (33x33 at 513, OS16) and does most of the
+# backbone's work: recomputing all of it made the bf16 step 1.28x slower (peak 2.64 GB),
+# none of it 1.06x (peak 3.45 GB); `blocks` recomputes every other unit of it.
 _AT_OUTPUT_STRIDE = ".middle_flow."
+
+
+def _kept_at_output_stride(unit_scope: str) -> bool:
+    """Whether `blocks` keeps this unit's activations: Xception's even middle-flow units."""
+    return _AT_OUTPUT_STRIDE in unit_scope and int(unit_scope.rsplit("_", 1)[1]) % 2 == 0
 _UNIT = re.compile(r"^(.*?(?:unit_\d+|expanded_conv(?:_\d+)?))(?:\.|$)")
 
 
@@ -49,7 +54,7 @@ def segment_key(layer_name: str, mode: str, random: bool = False) -> str | None:
     if random:
         return None
     unit = _UNIT.match(layer_name)
-    if unit and not (mode == "blocks" and _AT_OUTPUT_STRIDE in layer_name):
+    if unit and not (mode == "blocks" and _kept_at_output_stride(unit.group(1))):
         return unit.group(1)
     if mode == "all":
         return layer_name.split(".")[0]

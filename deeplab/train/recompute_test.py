@@ -51,8 +51,10 @@ def _step(model, forward, images, labels, graph: bool):
 
 
 def test_segments_are_units_then_scopes():
-    assert segment_key("xception_65.middle_flow.block1.unit_3.xception_module.add",
+    assert segment_key("xception_65.middle_flow.block1.unit_4.xception_module.add",
                        "blocks") is None  # kept: see recompute._AT_OUTPUT_STRIDE
+    assert segment_key("xception_65.middle_flow.block1.unit_3.xception_module.add",
+                       "blocks") == "xception_65.middle_flow.block1.unit_3"
     assert segment_key("MobilenetV2.expanded_conv_4.expand", "blocks") == \
         "MobilenetV2.expanded_conv_4"
     assert segment_key("xception_65.middle_flow.block1.unit_3.xception_module.add",
