@@ -10,6 +10,11 @@ Rows (Xception-65 DeepLabv3+, output stride 16, 21 classes):
                             512x512, channels_last, bf16 by torch.autocast)
   train step b2 fp32 / bf16 ours: bench/train_step.py `run_child` (Trainer.make_step_fn,
                             crop 513); peer: bench/peer_torch.py --task=train (SGD step, 512)
+  train step b2 bf16        ours with TrainOptions(recompute="blocks"), against the peer's
+   recompute=blocks         bf16 step (the table's last line: its time / ours without)
+  budget (--rows=budget)    the largest training batch at 513 under 6 GB peak RSS, ours
+                            bf16 (recompute none, blocks, all) and the peer's bf16, from one
+                            step at batch 1 and at batch 2 of each (linear estimate)
   export rows               our exported model at 513x513 (bench/export_latency.py
                             `export_variant`, verified like every export) run by its own
                             runtime, against our Keras fp32 forward of the same round:
@@ -43,10 +48,17 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 RESULT_PREFIX = "RESULT "
 FORWARD = {"forward b1 fp32": "fp32", "forward b1 bf16": "bf16"}
-TRAIN = {"train step b2 fp32": "fp32", "train step b2 bf16": "bf16"}
+TRAIN = {"train step b2 fp32": "fp32", "train step b2 bf16": "bf16",
+         "train step b2 bf16 recompute=blocks": "bf16@blocks"}
+# Rows of ours only, compared with the peer's row named here (the peer has no such option).
+PEER_ROW = {"train step b2 bf16 recompute=blocks": "train step b2 bf16"}
 EXPORTS = {"exported frozen graph fp32": "frozen", "exported SavedModel fp32": "saved_model",
            "ONNX Runtime fp32": "onnx", "TFLite int8": "tflite_int8"}
 KERAS_FP32 = "forward b1 fp32"
+# budget rows: (system, train config) whose largest batch under BUDGET_BYTES is estimated
+BUDGET = {"ours bf16": ("ours", "bf16"), "ours bf16 recompute=blocks": ("ours", "bf16@blocks"),
+          "ours bf16 recompute=all": ("ours", "bf16@all"), "PyTorch peer bf16": ("peer", "bf16")}
+BUDGET_BYTES = 6e9
 CALIBRATION_IMAGES = 4
 
 
@@ -55,7 +67,7 @@ def _args(argv=None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rows", default="forward,train,export",
-                        help="comma-separated groups: forward, train, export")
+                        help="comma-separated groups: forward, train, export, budget")
     parser.add_argument("--runs", type=int, default=3, help="timed forward runs per process")
     parser.add_argument("--steps", type=int, default=3, help="timed train steps per process")
     parser.add_argument("--warmup", type=int, default=1, help="untimed calls first (>= 1)")
@@ -186,11 +198,47 @@ def _jobs(args) -> list[tuple[str, str, list[str]]]:
                 jobs.append((row, "peer", _peer(args, "forward", precision)))
     if "train" in groups:
         for row, precision in TRAIN.items():
-            jobs += [(row, "ours", _ours(args, f"train:{precision}")),
-                     (row, "peer", _peer(args, "train", precision))]
+            jobs.append((row, "ours", _ours(args, f"train:{precision}")))
+            if row not in PEER_ROW:
+                jobs.append((row, "peer", _peer(args, "train", precision)))
     if "export" in groups:
         jobs += [(row, "ours", _ours(args, f"export:{fmt}")) for row, fmt in EXPORTS.items()]
+    if "budget" in groups:
+        jobs += _budget_jobs(args)
     return jobs
+
+
+def _budget_jobs(args) -> list:
+    """One training step at batch 1 and at batch 2 of each BUDGET row (memory only)."""
+    jobs = []
+    for row, (system, config) in BUDGET.items():
+        for batch in (1, 2):
+            small = argparse.Namespace(**{**vars(args), "batch_size": batch, "steps": 1})
+            command = (_ours(small, f"train:{config}") if system == "ours"
+                       else _peer(small, "train", config))
+            jobs.append((f"budget {row} b{batch}", system, command))
+    return jobs
+
+
+def print_budget(collected: dict) -> None:
+    """Largest batch at 513 whose training step fits BUDGET_BYTES of peak RSS, estimated
+    linearly from the peak RSS at batch 1 and batch 2 (fixed part + per-image part)."""
+    lines = []
+    for row, (system, _) in BUDGET.items():
+        one, two = (_summary(collected.get((f"budget {row} b{b}", system), [])) for b in (1, 2))
+        if not one or not two:
+            continue
+        per_image = max(two["peak_rss"] - one["peak_rss"], 1)
+        fixed = one["peak_rss"] - per_image
+        batch = int((BUDGET_BYTES - fixed) // per_image)
+        lines.append(f"| {row} | {one['peak_rss'] / 1e9:.2f} | {two['peak_rss'] / 1e9:.2f} | "
+                     f"{per_image / 1e9:.2f} | {batch} |")
+    if lines:
+        print(f"\nLargest training batch at 513 under {BUDGET_BYTES / 1e9:.0f} GB peak RSS "
+              "(estimated: fixed + per-image memory from batches 1 and 2):\n")
+        print("| configuration | peak RSS b1 GB | peak RSS b2 GB | per image GB | largest batch |")
+        print("|---|---|---|---|---|")
+        print("\n".join(lines))
 
 
 def _round_order(jobs, round_index: int):
@@ -241,12 +289,13 @@ def print_table(collected: dict, args) -> None:
           "time ours/ref | memory ours/ref |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     rows = dict.fromkeys(row for row, _ in collected)
-    for row in rows:
+    for row in (r for r in rows if not r.startswith("budget ")):
         ours = _summary(collected.get((row, "ours"), []))
         if row in EXPORTS:
             name, ref = "our Keras forward fp32", ours_forward
         else:
-            name, ref = "PyTorch peer", _summary(collected.get((row, "peer"), []))
+            name = "PyTorch peer" + (f" ({PEER_ROW[row]})" if row in PEER_ROW else "")
+            ref = _summary(collected.get((PEER_ROW.get(row, row), "peer"), []))
         batch = args.batch_size if row in TRAIN else 1
         time_ratio = f"{ours['median'] / ref['median']:.2f}" if ours and ref else "-"
         memory = (f"{ours['peak_rss'] / ref['peak_rss']:.2f}"
@@ -257,6 +306,18 @@ def print_table(collected: dict, args) -> None:
               f"{_rss(ref) if row not in EXPORTS else '-'} | "
               f"{_gflops(ref, row, batch, None) if row not in EXPORTS else '-'} | "
               f"{time_ratio} | {memory} |")
+    _recompute_line(collected)
+    print_budget(collected)
+
+
+def _recompute_line(collected: dict) -> None:
+    """Step time and peak RSS of each recomputing row over the same row without it."""
+    for row, plain_row in PEER_ROW.items():
+        ours, plain = (_summary(collected.get((r, "ours"), [])) for r in (row, plain_row))
+        if ours and plain:
+            print(f"\n{row} / {plain_row} (ours): time "
+                  f"{ours['median'] / plain['median']:.2f}, peak RSS "
+                  f"{ours['peak_rss'] / plain['peak_rss']:.2f}")
 
 
 def _header(args) -> str:

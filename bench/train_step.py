@@ -1,7 +1,7 @@
 """Seconds per training step and peak memory: xception65 DeepLabv3+ (OS16), crop 513, batch 2.
 
   python bench/train_step.py [--precisions=fp32,bf16,fp16] [--xla] [--steps=5] [--warmup=2]
-      [--data=random|synthetic]
+      [--data=random|synthetic] [--recompute=none,blocks,all]
 
 Runs the real step function: `deeplab.train.trainer.Trainer(...).make_step_fn()` (forward,
 loss, backward, momentum update, under a OneDeviceStrategy on the CPU) with the default
@@ -12,6 +12,8 @@ the step alone; --data=synthetic writes a small synthetic dataset at 513x513 and
 step). Each configuration runs in its own subprocess so its peak RSS (VmHWM: model, optimizer
 state, activations and TF runtime) is its own. --xla adds rows with TrainOptions(xla=True)
 (make_step_fn jit-compiles the per-replica step; slow to compile and, on this CPU, to run).
+--recompute runs each configuration with each TrainOptions.recompute mode (a child's config
+is precision[+xla][@mode]).
 Prints a markdown table.
 """
 
@@ -39,6 +41,8 @@ def _args(argv=None) -> argparse.Namespace:
     parser.add_argument("--precisions", default="fp32,bf16,fp16",
                         help="comma-separated: fp32, bf16, fp16")
     parser.add_argument("--xla", action="store_true", help="also time jit_compile=True steps")
+    parser.add_argument("--recompute", default="none",
+                        help="comma-separated TrainOptions.recompute modes: none, blocks, all")
     parser.add_argument("--batch_size", type=int, default=2)
     parser.add_argument("--steps", type=int, default=5, help="timed steps per configuration")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps first (>= 1)")
@@ -80,7 +84,8 @@ def run_child(args) -> dict:
     from deeplab.train.options import TrainOptions
     from deeplab.train.trainer import DataOptions, Trainer
 
-    precision, _, xla = args.child.partition("+")
+    config, _, recompute = args.child.partition("@")
+    precision, _, xla = config.partition("+")
     model_options = ModelOptions(model_variant="xception_65", atrous_rates=(6, 12, 18),
                                  output_stride=16, decoder_output_stride=4,
                                  num_classes=NUM_CLASSES)
@@ -96,10 +101,11 @@ def run_child(args) -> dict:
                            InputOptions(crop_size=(SIZE, SIZE)))
         options = TrainOptions(train_logdir=os.path.join(workdir, "logdir"),
                                train_batch_size=args.batch_size, precision=precision,
-                               xla=bool(xla), seed=0)
+                               xla=bool(xla), recompute=recompute or "none", seed=0)
         trainer = Trainer(model_options, options, data, strategy)
         step_fn = trainer.make_step_fn()
         mode = "make_step_fn, replica step jit-compiled" if xla else "make_step_fn"
+        mode += f", recompute={options.recompute}"
         iterator = (iter(trainer.dataset()) if args.data == "synthetic"
                     else _random_iterator(strategy, args.batch_size))
         start = time.perf_counter()
@@ -149,6 +155,8 @@ def main(argv=None) -> None:
     configs = args.precisions.split(",")
     if args.xla:
         configs += [f"{p}+xla" for p in args.precisions.split(",")]
+    configs = [c if mode == "none" else f"{c}@{mode}"
+               for mode in args.recompute.split(",") for c in configs]
     results = []
     for config in configs:
         result = _run_config(config, args)
@@ -167,7 +175,9 @@ def main(argv=None) -> None:
           "| peak RSS GB |")
     print("|---|---|---|---|---|---|---|")
     for r in results:
-        precision, _, xla = r["config"].partition("+")
+        config, _, recompute = r["config"].partition("@")
+        precision, _, xla = config.partition("+")
+        precision += f" recompute={recompute}" if recompute else ""
         print(f"| {precision} | {'xla' if xla else 'graph'} | {r['first']:.1f} | "
               f"{r['median']:.2f} | {r['min']:.2f} | {args.batch_size / r['median']:.2f} | "
               f"{r['peak_rss'] / 1e9:.2f} |")

@@ -28,10 +28,27 @@ The class subclasses Keras' `BatchNormalization` (and keeps its name), so
 
 from __future__ import annotations
 
+import contextlib
+import threading
+
 import keras
 import tensorflow as tf
 
 _SUM = tf.distribute.ReduceOp.SUM
+_FROZEN = threading.local()
+
+
+@contextlib.contextmanager
+def moving_statistics_frozen(frozen: bool = True):
+    """Within it (when `frozen`), training calls normalise with batch statistics as usual but
+    do not update the moving ones: for a forward pass computed again (recomputation in the
+    backward pass), whose statistics the first pass has already averaged in."""
+    previous = getattr(_FROZEN, "value", False)
+    _FROZEN.value = previous or frozen
+    try:
+        yield
+    finally:
+        _FROZEN.value = previous
 
 
 def _uses_merge_call(strategy: tf.distribute.Strategy) -> bool:
@@ -232,7 +249,10 @@ class BatchNormalization(keras.layers.BatchNormalization):
 
     def _update_moving_statistics(self, mean, variance):
         """moving -= (moving - batch) * (1 - decay) for mean and variance [C], in float32
-        with 1 - decay formed from float32(decay), as TF1's assign_moving_average."""
+        with 1 - decay formed from float32(decay), as TF1's assign_moving_average; nothing
+        within `moving_statistics_frozen`."""
+        if getattr(_FROZEN, "value", False):
+            return
         rate = 1.0 - tf.constant(self.momentum, tf.float32)
         for moving, batch in ((self.moving_mean, mean), (self.moving_variance, variance)):
             value = tf.cast(moving, tf.float32)

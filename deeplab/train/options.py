@@ -17,6 +17,8 @@ MOMENTUM_UPDATES = ("tf1", "keras")
 MERGE_METHODS = ("max", "avg")
 LEARNING_POLICIES = ("poly", "step", "cosine")
 PRECISIONS = ("fp32", "bf16", "fp16")
+# What the backward pass computes again instead of keeping (deeplab.train.recompute).
+RECOMPUTE_MODES = ("none", "blocks", "all")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,6 +47,9 @@ class TrainOptions:
     statistics; gamma and beta still train.
     sync_batch_norm: BatchNorm statistics all-reduced across replicas (a training choice,
     not part of the network: a run may resume with it on or off).
+    recompute: activations recomputed in the backward pass instead of kept
+    (`deeplab.train.recompute`): none, blocks (each backbone unit) or all (every scope);
+    same gradients, less memory, more time. A run may resume with any of them.
     """
 
     train_logdir: str = option(MISSING, "string",
@@ -148,6 +153,10 @@ class TrainOptions:
     xla: bool = option(False, "boolean", "Compile the per-replica step with XLA (for GPU/TPU; "
                        "on this 2-core CPU it measured 8-25x slower than the default graph).",
                        group="run")
+    recompute: str = option(
+        "none", "enum", "Recompute activations in the backward pass instead of keeping them: "
+        "none, blocks (each backbone unit) or all (every scope); same gradients, less memory, "
+        "more time.", choices=RECOMPUTE_MODES, group="run")
     seed: int | None = option(None, "integer", "Seed for weights, shuffling and augmentation.",
                               group="run")
 
@@ -173,6 +182,7 @@ class TrainOptions:
             (self.num_clones >= 1, "num_clones must be at least 1"),
             (self.keep_checkpoint_max >= 1, "keep_checkpoint_max must be at least 1"),
             (self.log_steps >= 1, "log_steps must be at least 1"),
+            (self.recompute in RECOMPUTE_MODES, f"recompute must be one of {RECOMPUTE_MODES}"),
         ]
         unknown = [name for name, _ in parse_loss_weights(self.loss)
                    if name not in _loss_names()]

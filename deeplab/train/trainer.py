@@ -61,6 +61,7 @@ from deeplab.model.pyramid import MERGED, pyramid_logits
 from deeplab.train import losses
 from deeplab.train.optimizers import make_optimizer
 from deeplab.train.options import TrainOptions
+from deeplab.train.recompute import recomputing
 from deeplab.train.strategy import is_chief, worker_id
 from deeplab.train.summaries import ProfileWindow, SummaryWriter
 from deeplab.utils.progress import Progress
@@ -173,6 +174,9 @@ class Trainer:
             self.checkpoint, self._checkpoint_dir(), max_to_keep=options.keep_checkpoint_max,
             checkpoint_name=CHECKPOINT_NAME, step_counter=self.optimizer.iterations)
         self.multipliers = gradient_multipliers(self.model, options)
+        # the network's training forward, with the activations of options.recompute
+        # computed again in the backward pass instead of kept
+        self.forward = recomputing(self.model, options.recompute)
         self._saved = (None, None)  # (step, path) of the last checkpoint written
 
     @property
@@ -273,7 +277,7 @@ class Trainer:
         spec = losses.LossSpec(self.data.num_classes, self.data.ignore_label,
                                o.upsample_logits, o.label_weights)
         with tf.GradientTape() as tape:
-            outputs = pyramid_logits(self.model, images, o.image_pyramid, o.merge_method,
+            outputs = pyramid_logits(self.forward, images, o.image_pyramid, o.merge_method,
                                      logits_stride(self.model_options), training=True)
             terms = {}
             for key, logits in outputs.items():  # one loss per scale, and the merged one
