@@ -20,7 +20,7 @@ becomes two segments (still correct, a little less saving).
 
 BatchNorm: the recomputation calls the layers in training mode again, so batch statistics
 are the same, but the moving statistics are updated only by the forward call
-(`deeplab.model.sync_batch_norm.moving_statistics_frozen` during the recomputation).
+(`deeplab.model.batch_norm.moving_statistics_frozen` during the recomputation).
 """
 
 from __future__ import annotations

@@ -6,9 +6,9 @@ import pytest
 import tensorflow as tf
 from absl import flags
 
+from deeplab.model.batch_norm import BatchNormalization
 from deeplab.model.deeplab import build_model
 from deeplab.model.options import ModelOptions
-from deeplab.model.batch_norm import BatchNormalization
 from deeplab.train.flags import define_train_flags, train_options_from_flags
 from deeplab.train.options import TrainOptions
 from deeplab.train.recompute import _plan, recomputing, segment_key
