@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from deeplab.export.runners_test import write_label_only_graph
+from deeplab.export.runtimes_test import write_label_only_graph
 from deeplab.export.testing import assert_labels_agree
 from eval_test import finish, start, tiny_run  # noqa: F401 - the session fixture
 
@@ -117,7 +117,7 @@ def test_large_images_run_as_windows_and_small_ones_whole(tiny_run, tmp_path):  
 
 def test_crop_size_pads_as_the_frozen_export_and_label_only_graphs_run(
         tiny_run, padded_run, tmp_path):  # noqa: F811
-    from deeplab.export.runners import load_exported_model
+    from deeplab.export.loading import load_exported_model
 
     images, run = padded_run["images"], padded_run["train"]
     old = write_label_only_graph(tmp_path / "old.pb")

@@ -148,7 +148,7 @@ def _as_batch(images) -> tuple[np.ndarray, bool]:
 def _is_exported(path: str) -> bool:
     """True for an exported model; a folder holding a checkpoint (a training run, a zoo
     tarball's folder, which also holds a frozen graph) counts as a checkpoint."""
-    from deeplab.export.runners import detect_format
+    from deeplab.export.loading import detect_format
 
     if os.path.exists(path + ".index") or (
             os.path.isdir(path) and any(f.endswith(".index") for f in os.listdir(path))):
@@ -171,8 +171,7 @@ def _checkpoint_dataset(path: str) -> tuple[str | None, str | None]:
 
 
 def _load_checkpoint(path: str, options, num_classes, model_fields) -> Segmenter:
-    from deeplab.checkpoints.io import checkpoint_num_classes
-    from deeplab.entry import load_model
+    from deeplab.checkpoints.io import checkpoint_num_classes, load_model
     from deeplab.model.options import ModelOptions
     from deeplab.utils.run_options import load_model_options
 
@@ -244,7 +243,7 @@ def load(source: str, *, output_stride: int | None = None, num_classes: int | No
         raise FileNotFoundError(f"{source}: no such checkpoint, exported model or model-zoo "
                                 "name (python -m deeplab.zoo list)")
     if _is_exported(source):
-        from deeplab.export.runners import load_exported_model
+        from deeplab.export.loading import load_exported_model
 
         given = sorted(k for k, v in {"output_stride": output_stride, "num_classes": num_classes,
                                       "options": options, **model_fields}.items()

@@ -108,7 +108,7 @@ def _padded_bands(model, options, inference, crop):
 def _band_function():
     """image float32 [1, H, W, 3] -> iterator of (y0, probabilities float32 [rows, W, C] or
     None, labels [rows, W]) covering the image top to bottom; from --model or --checkpoint."""
-    from deeplab.export.runners import load_exported_model  # TensorFlow: not for --help
+    from deeplab.export.loading import load_exported_model  # TensorFlow: not for --help
     from deeplab.model.predict import Predictor
 
     if FLAGS.model:

@@ -27,7 +27,7 @@ import tensorflow as tf
 from deeplab.export import formats, frozen, onnx, verify
 from deeplab.export.errors import ExportError
 from deeplab.export.graph import ExportModule
-from deeplab.export.runners import load_exported_model
+from deeplab.export.loading import load_exported_model
 
 INFO_FILE = "export_info.json"
 # The formats of --format=all; the full list (and every format's file) is the registry,

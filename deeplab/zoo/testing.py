@@ -101,7 +101,7 @@ def tarball_from_checkpoint(prefix: str, options, path: str, top: str = "deeplab
     import glob
     import shutil
 
-    from deeplab.entry import load_model
+    from deeplab.checkpoints.io import load_model
     from deeplab.export import frozen
     from deeplab.export.graph import ExportModule, ExportOptions
 

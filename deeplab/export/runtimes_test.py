@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from deeplab.export.errors import ExportError
-from deeplab.export.runners import as_uint8_images, detect_format, load_exported_model
+from deeplab.export.loading import detect_format, load_exported_model
+from deeplab.export.runtimes import as_uint8_images
 
 
 def test_formats_are_detected_from_the_path(tmp_path):
@@ -21,11 +22,20 @@ def test_formats_are_detected_from_the_path(tmp_path):
     assert detect_format(str(tmp_path / "sm" / "saved_model.pb"))[0] == "saved_model"
 
 
-def test_directory_with_one_artefact_is_that_artefact_and_several_are_refused(tmp_path):
+def test_directory_with_one_artefact_is_that_artefact_and_several_run_the_best(tmp_path):
     (tmp_path / "model.onnx").write_bytes(b"x")
     assert detect_format(str(tmp_path)) == ("onnx", str(tmp_path / "model.onnx"))
     (tmp_path / "model.tflite").write_bytes(b"x")
-    with pytest.raises(ExportError, match="holds 2: .*model.onnx, .*model.tflite"):
+    (tmp_path / "model_int8.tflite").write_bytes(b"x")
+    assert detect_format(str(tmp_path)) == ("onnx", str(tmp_path / "model.onnx"))
+    (tmp_path / "frozen_inference_graph.pb").write_bytes(b"x")
+    assert detect_format(str(tmp_path))[0] == "frozen"
+
+
+def test_directory_with_several_foreign_artefacts_is_refused(tmp_path):
+    (tmp_path / "a.onnx").write_bytes(b"x")
+    (tmp_path / "b.tflite").write_bytes(b"x")
+    with pytest.raises(ExportError, match="holds 2: .*a.onnx, .*b.tflite"):
         detect_format(str(tmp_path))
 
 

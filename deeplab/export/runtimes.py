@@ -1,6 +1,7 @@
-"""Running exported models: one loader for every format, detected from the path.
+"""The runtimes of exported models: one class per runtime (TF1 session, SavedModel, ONNX
+Runtime, TFLite), each an `ExportedModel`; `deeplab.export.loading` picks one from a path.
 
-    model = load_exported_model(path)
+    model = FrozenGraphModel(path)
     probabilities = model(images)      # [B, H, W, 3] uint8/float -> float32 [B, H, W, C]
 
 `path` is one artefact of export_model.py: a frozen graph (`*.pb`), a SavedModel directory,
@@ -12,7 +13,6 @@ are baked in too, and the result is at the input size.
 
 from __future__ import annotations
 
-import os
 import warnings
 
 import numpy as np
@@ -194,56 +194,3 @@ class TfliteModel(ExportedModel):
         self._interpreter.set_tensor(self._input, image)
         self._interpreter.invoke()
         return self._interpreter.get_tensor(self._output).copy()
-
-
-def artefacts_in(directory: str) -> list[str]:
-    """Paths of the exported models directly inside `directory` (sorted)."""
-    found = []
-    for name in sorted(os.listdir(directory)):
-        full = os.path.join(directory, name)
-        if os.path.isfile(full) and _by_suffix(os.path.splitext(name)[1]) is not None:
-            found.append(full)
-        elif os.path.isfile(os.path.join(full, "saved_model.pb")):
-            found.append(full)
-    return found
-
-
-def detect_format(path: str) -> tuple[str, str]:
-    """(format, artefact path) for `path`; ExportError when it is none of the formats."""
-    if not os.path.exists(path):
-        raise ExportError(f"{path}: no such exported model")
-    if os.path.basename(path) == "saved_model.pb":
-        path = os.path.dirname(path) or "."
-    if os.path.isdir(path):
-        if os.path.isfile(os.path.join(path, "saved_model.pb")):
-            return "saved_model", path
-        found = artefacts_in(path)
-        if len(found) != 1:
-            detail = f"holds {len(found)}: {', '.join(found)}" if found else "holds none"
-            raise ExportError(f"{path}: pass one exported model (frozen .pb, SavedModel "
-                              f"directory, .onnx or .tflite); this directory {detail}")
-        return detect_format(found[0])
-    fmt = _by_suffix(os.path.splitext(path)[1])
-    if fmt is None:
-        raise ExportError(f"{path}: unknown exported-model format (expected a frozen .pb, a "
-                          "SavedModel directory, .onnx or .tflite)")
-    return fmt.name, path
-
-
-def load_exported_model(path: str, **kwargs) -> ExportedModel:
-    """The exported model at `path`, ready to call; see the module docstring.
-
-    kwargs go to the format's loader (TFLite: num_threads). Raises ExportError (a
-    ValueError) naming the path when it is missing, of an unknown format or unreadable.
-    """
-    from deeplab.export import formats  # noqa: PLC0415 - the registry imports this module
-
-    fmt, artefact = detect_format(path)
-    return formats.get(fmt).load(artefact, **kwargs)
-
-
-def _by_suffix(suffix: str):
-    """The registered format whose loader reads files ending with `suffix`, or None."""
-    from deeplab.export import formats  # noqa: PLC0415 - the registry imports this module
-
-    return formats.by_suffix(suffix)
