@@ -7,8 +7,11 @@
     labels = model.predict(image)                           # [H, W, 3] -> int32 [H, W]
     probabilities = model.predict_proba(images, scales=(0.75, 1.0, 1.25), flip=True)
 
-Images are raw pixels 0..255, uint8 or float, one [H, W, 3] or a batch [B, H, W, 3] (or an
-image file path). `keras_model` is the plain Keras network (raw pixels in, logits at the
+Images are raw pixels 0..255, uint8 or float: one [H, W, 3], a batch [B, H, W, 3], an image
+file (EXIF orientation applied), a directory of images, a PIL image, or a list of any of these
+(sizes may differ: the results are then a list). `colorize(labels)` and `overlay(image,
+labels)` draw labels with the model's colour map (`class_names` name its classes).
+`keras_model` is the plain Keras network (raw pixels in, logits at the
 decoder's stride out) for `fit` and `save`; `export(...)` writes deployable formats.
 Prediction runs with every BatchNorm folded into the weights once; the first predict after
 `keras_model` was read folds them again, so it sees what `fit` changed (a reference to the
@@ -43,6 +46,7 @@ class Segmenter:
         self.dataset_dir = None
         self.num_classes = num_classes or (options.num_classes if options else None)
         self._predictors = {}
+        self._class_names = None  # given to load(class_names=...)
 
     def __repr__(self) -> str:
         kind = self._exported.format if self._exported else self.options.model_variant
@@ -52,6 +56,8 @@ class Segmenter:
     def class_names(self) -> tuple[str, ...]:
         from deeplab.data.descriptors import load_descriptor
 
+        if self._class_names is not None:
+            return self._class_names
         if not self.dataset and not self.dataset_dir:
             return ()
         try:
@@ -94,26 +100,58 @@ class Segmenter:
         return self._predictors[inference]
 
     def predict_proba(self, images, scales=(1.0,), flip: bool = False, window=None,
-                      window_stride=None) -> np.ndarray:
-        """float32 class probabilities [B, H, W, C] ([H, W, C] for one image): the mean
-        softmax over `scales` and flips (window: sliding (h, w) windows, as eval.py)."""
-        batch, single = _as_batch(images)
+                      window_stride=None):
+        """float32 class probabilities [B, H, W, C] ([H, W, C] for one image; a list when
+        the images differ in size): the mean softmax over `scales` and flips (window:
+        sliding (h, w) windows, as eval.py). `images`: see `images_of`. A label-only model
+        (the original's frozen graphs before 2019) raises ValueError: use `predict`."""
+        batch, single = images_of(images)
         if self._exported is not None:
-            if tuple(scales) != (1.0,) or flip or window:
-                raise ValueError(f"{self.source}: an exported model has its scales and flip "
-                                 "baked in at export; call predict without them")
-            out = self._exported(batch)
+            self._check_exported(scales, flip, window)
+            if not self._exported.has_probabilities:
+                raise ValueError(f"{self.source}: this model gives labels only (no "
+                                 "SemanticProbabilities output); call predict() for labels")
+            out = [self._exported(image[None])[0] for image in batch]
         else:
             predictor = self._predictor(tuple(scales), flip, window, window_stride)
-            out = np.concatenate([predictor.probabilities(image[None]).numpy()
-                                  for image in batch])
-        return out[0] if single else out
+            out = [predictor.probabilities(image[None]).numpy()[0] for image in batch]
+        return _stacked(out, single)
 
     def predict(self, images, scales=(1.0,), flip: bool = False, window=None,
-                window_stride=None) -> np.ndarray:
-        """int32 labels [B, H, W] ([H, W] for one image): argmax of predict_proba."""
-        return self.predict_proba(images, scales, flip, window, window_stride).argmax(
-            -1).astype(np.int32)
+                window_stride=None):
+        """int32 labels [B, H, W] ([H, W] for one image; a list when the images differ in
+        size): the argmax of predict_proba, or a label-only model's own labels."""
+        if self._exported is not None and not self._exported.has_probabilities:
+            self._check_exported(scales, flip, window)
+            batch, single = images_of(images)
+            return _stacked([self._exported.labels(image[None])[0] for image in batch], single)
+        probabilities = self.predict_proba(images, scales, flip, window, window_stride)
+        if isinstance(probabilities, list):
+            return [p.argmax(-1).astype(np.int32) for p in probabilities]
+        return probabilities.argmax(-1).astype(np.int32)
+
+    def _check_exported(self, scales, flip, window) -> None:
+        if tuple(scales) != (1.0,) or flip or window:
+            raise ValueError(f"{self.source}: an exported model has its scales and flip "
+                             "baked in at export; call predict without them")
+
+    def colorize(self, labels) -> np.ndarray:
+        """uint8 [..., 3] RGB: each label's colour in `colormap` (labels: integer [H, W] or
+        [B, H, W]). ValueError for labels outside the colour map."""
+        from deeplab.vis.colormap import colorize
+
+        return colorize(labels, self.colormap)
+
+    def overlay(self, image, labels, alpha: float = 0.5) -> np.ndarray:
+        """uint8 [H, W, 3]: `image` (anything `images_of` reads, one image) blended with the
+        coloured `labels` [H, W], weight `alpha` on the colours."""
+        from deeplab.vis.colormap import overlay
+
+        batch, _ = images_of(image)
+        if len(batch) != 1:
+            raise ValueError(f"overlay takes one image, got {len(batch)}")
+        pixels = np.clip(np.rint(batch[0]), 0, 255).astype(np.uint8)
+        return overlay(pixels, labels, self.colormap, alpha)
 
     def export(self, path: str, formats=("frozen",), crop_size=(513, 513), scales=(1.0,),
                flip: bool = False, overwrite: bool = False, **kwargs) -> dict:
@@ -130,19 +168,41 @@ class Segmenter:
                                info={"checkpoint": self.checkpoint or self.source}, **kwargs)
 
 
-def _as_batch(images) -> tuple[np.ndarray, bool]:
-    """(float32 or uint8 [B, H, W, 3], whether one image was given)."""
-    if isinstance(images, (str, os.PathLike)):
-        from deeplab.utils.image_io import load_image
+def images_of(images) -> tuple[list[np.ndarray], bool]:
+    """([H, W, 3] float32 or uint8 raw pixels per image, whether one image was given).
 
-        images = load_image(os.fspath(images))
+    `images`: an image file (PNG/JPEG, EXIF orientation applied, or .npy), a directory (its
+    images, sorted by name), a PIL image, a numpy array [H, W, 3] or [B, H, W, 3], or a
+    list/tuple of any of these (sizes may differ).
+    """
+    if isinstance(images, (list, tuple)):
+        return [one for item in images for one in images_of(item)[0]], False
+    if isinstance(images, (str, os.PathLike)):
+        from deeplab.utils.image_io import image_files, load_image
+
+        path = os.fspath(images)
+        if os.path.isdir(path):
+            return [load_image(p, keep_uint8=True) for p in image_files(path)], False
+        return [load_image(path, keep_uint8=True)], True
+    if hasattr(images, "convert") and hasattr(images, "size"):  # a PIL image
+        from PIL import ImageOps
+
+        return [np.asarray(ImageOps.exif_transpose(images).convert("RGB"))], True
     images = np.asarray(images)
-    single = images.ndim == 3
-    if single:
-        images = images[None]
-    if images.ndim != 4 or images.shape[-1] != 3:
+    if images.ndim not in (3, 4) or images.shape[-1] != 3:
         raise ValueError(f"images must be [H, W, 3] or [B, H, W, 3], got {list(images.shape)}")
-    return images, single
+    if images.ndim == 3:
+        return [images], True
+    return list(images), False
+
+
+def _stacked(arrays: list[np.ndarray], single: bool):
+    """One array for one image, a batch when every array has one shape, else the list."""
+    if single:
+        return arrays[0]
+    if len({a.shape for a in arrays}) <= 1 and arrays:
+        return np.stack(arrays)
+    return arrays
 
 
 def _is_exported(path: str) -> bool:
@@ -203,12 +263,14 @@ def _check_model_fields(fields: dict) -> None:
     unknown = sorted(set(fields) - known)
     if unknown:
         raise TypeError(f"deeplab.load() got unknown keyword(s) {', '.join(unknown)}; it takes "
-                        "output_stride, num_classes, options, verify and the model options "
+                        "output_stride, num_classes, options, verify, dataset, class_names and the "
+                        "model options "
                         f"({', '.join(sorted(known))})")
 
 
 def load(source: str, *, output_stride: int | None = None, num_classes: int | None = None,
-         options=None, verify: bool = True, **model_fields) -> Segmenter:
+         options=None, verify: bool = True, dataset: str | None = None, class_names=None,
+         **model_fields) -> Segmenter:
     """A Segmenter for `source`: a model-zoo name (downloaded, verified and cached on first
     use; see `python -m deeplab.zoo list`), a checkpoint (training logdir, directory or
     prefix, ours or the original's), or an exported model (.pb, SavedModel, .onnx, .tflite,
@@ -217,8 +279,26 @@ def load(source: str, *, output_stride: int | None = None, num_classes: int | No
     output_stride / model_fields: override the saved or registry model options (atrous rates
     follow the output stride for zoo names). options: a complete ModelOptions instead.
     verify: check a zoo checkpoint against its frozen graph when it is first fetched.
+    dataset (a registered dataset name: its class names and colour map) and class_names
+    (one name per class) name the classes when the source does not.
     Raises ValueError subclasses naming the source and the fix.
     """
+    segmenter = _load(source, output_stride=output_stride, num_classes=num_classes,
+                      options=options, verify=verify, **model_fields)
+    if dataset:
+        segmenter.dataset = dataset
+    if class_names is not None:
+        names = tuple(str(n) for n in class_names)
+        if segmenter.num_classes and len(names) != segmenter.num_classes:
+            raise ValueError(f"{source}: class_names has {len(names)} names for "
+                             f"{segmenter.num_classes} classes")
+        segmenter._class_names = names
+    return segmenter
+
+
+def _load(source: str, *, output_stride: int | None = None, num_classes: int | None = None,
+          options=None, verify: bool = True, **model_fields) -> Segmenter:
+    """`load` without naming the classes."""
     from deeplab.zoo import registry
 
     _check_model_fields(model_fields)
