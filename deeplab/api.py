@@ -54,28 +54,13 @@ class Segmenter:
 
     @property
     def class_names(self) -> tuple[str, ...]:
-        from deeplab.data.descriptors import load_descriptor
-
         if self._class_names is not None:
             return self._class_names
-        if not self.dataset and not self.dataset_dir:
-            return ()
-        try:
-            dataset_dir = self.dataset_dir if self.dataset_dir and os.path.isdir(
-                self.dataset_dir) else None
-            names = load_descriptor(dataset_dir, self.dataset).class_names
-        except ValueError:
-            return ()
-        return names if len(names) == self.num_classes or self.num_classes is None else ()
+        return class_names_and_colormap(self.dataset, self.dataset_dir, self.num_classes)[0]
 
     @property
     def colormap(self) -> np.ndarray:
-        from deeplab.vis.colormap import create_colormap
-
-        try:
-            return create_colormap(self.dataset or "pascal")
-        except ValueError:
-            return create_colormap("pascal")
+        return class_names_and_colormap(self.dataset, self.dataset_dir, self.num_classes)[1]
 
     @property
     def keras_model(self):
@@ -230,6 +215,42 @@ def _checkpoint_dataset(path: str) -> tuple[str | None, str | None]:
         "dataset_dir")
 
 
+def source_dataset(path: str) -> tuple[str | None, str | None]:
+    """(dataset name, dataset_dir) a model was trained on: a checkpoint's (or zoo folder's)
+    saved run options, or for an exported model those of the checkpoint its
+    export_info.json names; (None, None) when unknown."""
+    import json
+
+    folder = path if os.path.isdir(path) else os.path.dirname(path)
+    info = os.path.join(folder, "export_info.json")
+    if os.path.isfile(info):
+        with open(info) as f:
+            checkpoint = json.load(f).get("checkpoint")
+        return _checkpoint_dataset(checkpoint) if checkpoint else (None, None)
+    return _checkpoint_dataset(path)
+
+
+def class_names_and_colormap(dataset: str | None, dataset_dir: str | None = None,
+                             num_classes: int | None = None):
+    """(class names, () when unknown or not num_classes of them; colour map uint8 [N, 3]
+    RGB) of a dataset: the run's dataset.json in `dataset_dir` if present, else the
+    registered `dataset`; the pascal colour map when neither is known."""
+    from deeplab.data.descriptors import load_descriptor
+    from deeplab.vis.colormap import create_colormap, dataset_palette
+
+    try:
+        folder = dataset_dir if dataset_dir and os.path.isdir(dataset_dir) else None
+        descriptor = load_descriptor(folder, dataset) if dataset or folder else None
+    except ValueError:
+        descriptor = None
+    if descriptor is None:
+        return (), create_colormap("pascal")
+    names = descriptor.class_names
+    if num_classes is not None and len(names) != num_classes:
+        names = ()
+    return tuple(names), create_colormap(dataset_palette(descriptor))
+
+
 def _load_checkpoint(path: str, options, num_classes, model_fields) -> Segmenter:
     from deeplab.checkpoints.io import checkpoint_num_classes, load_model
     from deeplab.model.options import ModelOptions
@@ -332,17 +353,8 @@ def _load(source: str, *, output_stride: int | None = None, num_classes: int | N
             raise ValueError(f"{source}: an exported model's network is fixed; "
                              f"{', '.join(given)} cannot change it (load the checkpoint instead)")
 
-        exported = load_exported_model(source)
-        segmenter = Segmenter(source, exported=exported)
-        info = os.path.join(source if os.path.isdir(source) else os.path.dirname(source),
-                            "export_info.json")
-        if os.path.isfile(info):
-            import json
-
-            with open(info) as f:
-                checkpoint = json.load(f).get("checkpoint")
-            if checkpoint:
-                segmenter.dataset, segmenter.dataset_dir = _checkpoint_dataset(checkpoint)
+        segmenter = Segmenter(source, exported=load_exported_model(source))
+        segmenter.dataset, segmenter.dataset_dir = source_dataset(source)
         return segmenter
     if output_stride:
         model_fields["output_stride"] = output_stride
