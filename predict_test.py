@@ -130,10 +130,12 @@ def test_crop_size_pads_as_the_frozen_export_and_label_only_graphs_run(
                        *images)
     asked = start("predict.py", f"--model={old}", f"--output_dir={tmp_path / 'asked'}",
                   "--save_probabilities", *images)
+    coloured = start("predict.py", f"--model={old}", f"--output_dir={tmp_path / 'colour'}",
+                     "--output_format=all", "--dataset=pascal_voc_seg", *images)
     evaluated = start("eval.py", f"--model={old}", f"--eval_logdir={tmp_path / 'eval'}",
                       f"--dataset_dir={tiny_run['data']}", "--eval_crop_size=",
                       "--max_number_of_evaluations=1")
-    for process in (export, padded, label_only, evaluated):
+    for process in (export, padded, label_only, evaluated, coloured):
         code, _, err = finish(process, timeout=600)
         assert code == 0, err[-3000:]
     frozen = load_exported_model(str(tmp_path / "exported" / "frozen_inference_graph.pb"))
@@ -145,11 +147,32 @@ def test_crop_size_pads_as_the_frozen_export_and_label_only_graphs_run(
         assert_labels_agree(_labels(tmp_path / "padded" / f"{name}.png"), want)
         np.testing.assert_array_equal(_labels(tmp_path / "old" / f"{name}.png"),
                                       image.argmax(-1))
+        _check_colour_outputs(tmp_path / "colour", name, image)
     code, _, err = finish(asked)
     errors = [line for line in err.splitlines() if line.startswith("error:")]
     assert code == 2 and len(errors) == 1 and "probabilities are not available" in errors[0]
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert metrics["num_images"] == 3 and 0.0 <= metrics["miou"] <= 1.0
+
+
+def _check_colour_outputs(folder, name, image):
+    """--output_format=all: a P-mode PNG holding the class ids in the pascal colours, and an
+    overlay of the image with a legend band below it."""
+    from deeplab.vis.colormap import create_colormap
+
+    pascal = create_colormap("pascal")
+    with Image.open(folder / f"{name}.png") as palette:
+        assert palette.mode == "P"
+        np.testing.assert_array_equal(np.asarray(palette), image.argmax(-1))
+        np.testing.assert_array_equal(np.reshape(palette.getpalette()[:9], (3, 3)), pascal[:3])
+    overlay = np.asarray(Image.open(folder / f"{name}_overlay.png"))
+    height, width = image.shape[:2]
+    assert overlay.shape[1] == width and overlay.shape[0] >= height + 14
+    want = np.rint((image.astype(float) + pascal[image.argmax(-1)]) / 2)
+    np.testing.assert_array_equal(overlay[:height], want.astype(np.uint8))
+    legend = overlay[height:]
+    for c in np.unique(image.argmax(-1)):  # each class present has its swatch in the legend
+        assert (legend == pascal[c]).all(-1).any()
 
 
 def test_a_checkpoint_of_other_class_count_says_how_many_it_has(tiny_run, tmp_path):  # noqa: F811

@@ -8,7 +8,12 @@
 --eval_scales, --add_flipped_images and the model flags do not apply (the first two are
 rejected); inputs are rounded to uint8, the exported input type.
 
-Writes OUT/<stem>.png (one uint8 class index per pixel) per input and, with
+Writes per input, as --output_format says: index (default) OUT/<stem>.png, one uint8 class
+index per pixel (greyscale); palette OUT/<stem>.png, a P-mode PNG holding the same class ids
+shown in the dataset's colours (the VOC/Cityscapes convention); overlay
+OUT/<stem>_overlay.png, the image blended with the colours and a legend naming the classes
+present; all: the palette PNG and the overlay. Class names and colours come from --dataset,
+else the checkpoint's (or the export's checkpoint's) run or zoo entry, else pascal. With
 --save_probabilities, OUT/<stem>_probabilities.npy (float32 [H, W, classes]): the mean of the
 softmax over scales and flips after upsampling to the input size. A label-only frozen graph
 (the original's exports before 2019: SemanticPredictions, no SemanticProbabilities) gives
@@ -38,7 +43,7 @@ from deeplab.flags import (
     pair_flag,
 )
 from deeplab.model.options import DEFAULT_MAX_PIXELS
-from deeplab.utils.image_io import InputError, load_image, save_label_png
+from deeplab.utils.image_io import InputError, load_image, save_label_png, save_palette_png
 from deeplab.zoo import flags as zoo_flags
 
 FLAGS = flags.FLAGS
@@ -47,6 +52,12 @@ flags.DEFINE_string("model", None, "An exported model (frozen .pb, SavedModel di
                     "or .tflite) to run instead of --checkpoint.")
 flags.DEFINE_string("output_dir", None, "Where to write <stem>.png per input.")
 flags.DEFINE_integer("num_classes", None, "Classes; by default read from the checkpoint.")
+flags.DEFINE_enum("output_format", "index", ["index", "palette", "overlay", "all"],
+                  "index: greyscale PNG of class ids; palette: P-mode PNG of class ids in the "
+                  "dataset's colours; overlay: <stem>_overlay.png, image blended with the "
+                  "colours and a legend; all: palette and overlay.")
+flags.DEFINE_string("dataset", None, "Registered dataset naming the classes and colours "
+                    "(default: the one the model was trained on, else pascal colours).")
 flags.DEFINE_boolean("save_probabilities", False, "Also write <stem>_probabilities.npy.")
 flags.DEFINE_integer("max_image_pixels", DEFAULT_MAX_PIXELS,
                      "Images with more pixels (height x width) run as overlapping windows of at "
@@ -135,7 +146,39 @@ def _band_function():
     return bands
 
 
-def _predict_one(band_function, path: str, stem: str) -> None:
+def _classes():
+    """(class names, colour map uint8 [N, 3]) for the palette and overlay outputs."""
+    from deeplab.api import class_names_and_colormap, source_dataset
+
+    dataset, dataset_dir = source_dataset(FLAGS.checkpoint or FLAGS.model)
+    if FLAGS.dataset:
+        dataset, dataset_dir = FLAGS.dataset, None
+    return class_names_and_colormap(dataset, dataset_dir)
+
+
+def _write_labels(labels, image, stem: str, classes) -> None:
+    """Writes the --output_format files of one image (uint8 [1, H, W, 3])."""
+    from deeplab.vis.colormap import overlay, with_legend
+
+    out = os.path.join(FLAGS.output_dir, stem)
+    if FLAGS.output_format == "index":
+        save_label_png(labels, out + ".png")
+        return
+    names, colormap = classes
+    if labels.max() >= len(colormap):
+        raise InputError(f"{stem}: class {labels.max()} has no colour in the "
+                         f"{len(colormap)}-colour map; use --output_format=index")
+    if FLAGS.output_format in ("palette", "all"):
+        save_palette_png(labels, colormap, out + ".png")
+    if FLAGS.output_format in ("overlay", "all"):
+        from PIL import Image
+
+        pixels = np.clip(np.rint(image[0]), 0, 255).astype(np.uint8)
+        blended = with_legend(overlay(pixels, labels, colormap), labels, colormap, names)
+        Image.fromarray(blended).save(out + "_overlay.png")
+
+
+def _predict_one(band_function, path: str, stem: str, classes=None) -> None:
     """Writes <stem>.png (and <stem>_probabilities.npy) band by band."""
     image = load_image(path, keep_uint8=True)[None]
     labels = None
@@ -157,7 +200,7 @@ def _predict_one(band_function, path: str, stem: str) -> None:
     if out is not None:
         out.flush()
         del out
-    save_label_png(labels, os.path.join(FLAGS.output_dir, f"{stem}.png"))
+    _write_labels(labels, image, stem, classes)
 
 
 def main(argv):
@@ -174,9 +217,10 @@ def main(argv):
     if FLAGS.max_image_pixels < 0:
         raise flags.ValidationError("--max_image_pixels must be 0 (no limit) or positive")
     band_function = _band_function()
+    classes = _classes() if FLAGS.output_format != "index" else None
     os.makedirs(FLAGS.output_dir, exist_ok=True)
     for path, stem in zip(inputs, stems, strict=True):
-        _predict_one(band_function, path, stem)
+        _predict_one(band_function, path, stem, classes)
         logging.info("%s -> %s.png", path, stem)
     print(f"wrote {len(inputs)} label map(s) to {FLAGS.output_dir}")
 

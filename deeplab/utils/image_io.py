@@ -74,3 +74,18 @@ def save_label_png(label: np.ndarray, path: str) -> None:
     if label.min() < 0 or label.max() > 255:
         raise ValueError(f"{path}: label values {label.min()}..{label.max()} do not fit uint8")
     Image.fromarray(label.astype(np.uint8), mode="L").save(path)
+
+
+def save_palette_png(label: np.ndarray, colormap: np.ndarray, path: str) -> None:
+    """Writes a label map [H, W] (class indices 0..255) as a P-mode PNG: the pixel values are
+    the class ids (as save_label_png), shown in the colours of `colormap` (uint8 [N, 3] RGB,
+    the VOC / Cityscapes convention)."""
+    label = np.asarray(label)
+    if label.min() < 0 or label.max() > 255:
+        raise ValueError(f"{path}: label values {label.min()}..{label.max()} do not fit uint8")
+    palette = np.zeros((256, 3), np.uint8)
+    colours = np.asarray(colormap, np.uint8)[:256]
+    palette[:len(colours)] = colours
+    image = Image.fromarray(label.astype(np.uint8), mode="L").convert("P")
+    image.putpalette(palette.ravel().tolist())
+    image.save(path)
