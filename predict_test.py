@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from deeplab.export.runtimes_test import write_label_only_graph
+from deeplab.export.runtimes_test import write_fixed_crop_graph, write_label_only_graph
 from deeplab.export.testing import assert_labels_agree
 from eval_test import finish, start, tiny_run  # noqa: F401 - the session fixture
 
@@ -130,6 +130,10 @@ def test_crop_size_pads_as_the_frozen_export_and_label_only_graphs_run(
                        *images)
     asked = start("predict.py", f"--model={old}", f"--output_dir={tmp_path / 'asked'}",
                   "--save_probabilities", *images)
+    Image.fromarray(np.full((520, 30, 3), 90, np.uint8)).save(tmp_path / "tall.png")
+    fixed = write_fixed_crop_graph(tmp_path / "fixed.pb", (513, 513))  # the original's crop
+    refused = start("predict.py", f"--model={fixed}", f"--output_dir={tmp_path / 'refused'}",
+                    "--no_resize_to_crop", str(tmp_path / "tall.png"))
     coloured = start("predict.py", f"--model={old}", f"--output_dir={tmp_path / 'colour'}",
                      "--output_format=all", "--dataset=pascal_voc_seg", *images)
     evaluated = start("eval.py", f"--model={old}", f"--eval_logdir={tmp_path / 'eval'}",
@@ -151,6 +155,11 @@ def test_crop_size_pads_as_the_frozen_export_and_label_only_graphs_run(
     code, _, err = finish(asked)
     errors = [line for line in err.splitlines() if line.startswith("error:")]
     assert code == 2 and len(errors) == 1 and "probabilities are not available" in errors[0]
+    code, _, err = finish(refused)
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert code == 2 and "Traceback" not in err and len(errors) == 1
+    assert "tall.png" not in errors[0] and "image 520x30 is larger than the graph's fixed crop " \
+        "513x513" in errors[0]
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert metrics["num_images"] == 3 and 0.0 <= metrics["miou"] <= 1.0
 

@@ -284,14 +284,14 @@ def _check_model_fields(fields: dict) -> None:
     unknown = sorted(set(fields) - known)
     if unknown:
         raise TypeError(f"deeplab.load() got unknown keyword(s) {', '.join(unknown)}; it takes "
-                        "output_stride, num_classes, options, verify, dataset, class_names and the "
-                        "model options "
+                        "output_stride, num_classes, options, verify, dataset, class_names, "
+                        "crop_size, resize_to_crop and the model options "
                         f"({', '.join(sorted(known))})")
 
 
 def load(source: str, *, output_stride: int | None = None, num_classes: int | None = None,
          options=None, verify: bool = True, dataset: str | None = None, class_names=None,
-         **model_fields) -> Segmenter:
+         crop_size=None, resize_to_crop: bool = True, **model_fields) -> Segmenter:
     """A Segmenter for `source`: a model-zoo name (downloaded, verified and cached on first
     use; see `python -m deeplab.zoo list`), a checkpoint (training logdir, directory or
     prefix, ours or the original's), or an exported model (.pb, SavedModel, .onnx, .tflite,
@@ -302,10 +302,14 @@ def load(source: str, *, output_stride: int | None = None, num_classes: int | No
     verify: check a zoo checkpoint against its frozen graph when it is first fetched.
     dataset (a registered dataset name: its class names and colour map) and class_names
     (one name per class) name the classes when the source does not.
+    crop_size / resize_to_crop: for a fixed-size frozen graph (the original's exports; crop
+    default 513x513): images larger than the crop are resized to fit (longer side = crop)
+    and the labels resized back to the image size, or with resize_to_crop=False refused.
     Raises ValueError subclasses naming the source and the fix.
     """
     segmenter = _load(source, output_stride=output_stride, num_classes=num_classes,
-                      options=options, verify=verify, **model_fields)
+                      options=options, verify=verify, crop_size=crop_size,
+                      resize_to_crop=resize_to_crop, **model_fields)
     if dataset:
         segmenter.dataset = dataset
     if class_names is not None:
@@ -318,12 +322,18 @@ def load(source: str, *, output_stride: int | None = None, num_classes: int | No
 
 
 def _load(source: str, *, output_stride: int | None = None, num_classes: int | None = None,
-          options=None, verify: bool = True, **model_fields) -> Segmenter:
+          options=None, verify: bool = True, crop_size=None, resize_to_crop: bool = True,
+          **model_fields) -> Segmenter:
     """`load` without naming the classes."""
     from deeplab.zoo import registry
 
     _check_model_fields(model_fields)
     source = os.fspath(source)
+    exported = not registry.is_zoo_name(source) and os.path.exists(source) and \
+        _is_exported(source)
+    if crop_size is not None and not exported:
+        raise ValueError(f"{source}: crop_size applies to fixed-size exported graphs; a "
+                         "checkpoint runs at any size")
     if registry.is_zoo_name(source):
         from deeplab.zoo.cache import ensure
 
@@ -343,7 +353,7 @@ def _load(source: str, *, output_stride: int | None = None, num_classes: int | N
     if not os.path.exists(source) and not os.path.exists(source + ".index"):
         raise FileNotFoundError(f"{source}: no such checkpoint, exported model or model-zoo "
                                 "name (python -m deeplab.zoo list)")
-    if _is_exported(source):
+    if exported:
         from deeplab.export.loading import load_exported_model
 
         given = sorted(k for k, v in {"output_stride": output_stride, "num_classes": num_classes,
@@ -353,7 +363,8 @@ def _load(source: str, *, output_stride: int | None = None, num_classes: int | N
             raise ValueError(f"{source}: an exported model's network is fixed; "
                              f"{', '.join(given)} cannot change it (load the checkpoint instead)")
 
-        segmenter = Segmenter(source, exported=load_exported_model(source))
+        segmenter = Segmenter(source, exported=load_exported_model(
+            source, crop_size=crop_size, resize_to_crop=resize_to_crop))
         segmenter.dataset, segmenter.dataset_dir = source_dataset(source)
         return segmenter
     if output_stride:

@@ -157,6 +157,20 @@ def test_label_only_graph_gives_labels_for_every_input_kind(label_only_folder, t
     assert model.class_names == ("red", "green", "blue")
 
 
+def test_fixed_crop_graph_predicts_larger_images_at_their_size(tmp_path):
+    from deeplab.export.runtimes_test import write_fixed_crop_graph
+
+    path = write_fixed_crop_graph(tmp_path / "fixed.pb", (33, 33))
+    image = np.zeros((70, 45, 3), np.uint8)
+    image[:, :20, 0] = 200  # red left (label 0), green right (label 1)
+    image[:, 20:, 1] = 200
+    labels = deeplab.load(path, crop_size=(33, 33)).predict(image)
+    assert labels.shape == (70, 45)  # at 21x33 in the graph, back at the image size
+    assert (labels[:, :17] == 0).all() and (labels[:, 24:] == 1).all()  # off the edge
+    with pytest.raises(ValueError, match="70x45 is larger than the graph's fixed crop 33x33"):
+        deeplab.load(path, crop_size=(33, 33), resize_to_crop=False).predict(image)
+
+
 def test_exif_rotated_photo_is_predicted_upright(label_only_folder, tmp_path):
     from PIL import Image
 

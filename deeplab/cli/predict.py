@@ -6,7 +6,10 @@
 --model runs a model written by export_model.py (frozen .pb, SavedModel directory, .onnx or
 .tflite) instead of a checkpoint. Its scales, flips and crop were fixed at export, so
 --eval_scales, --add_flipped_images and the model flags do not apply (the first two are
-rejected); inputs are rounded to uint8, the exported input type.
+rejected); inputs are rounded to uint8, the exported input type. A frozen graph of fixed
+crop (the original's exports, 513x513) gets what the original's demo did: a larger image
+is resized to fit (longer side = crop) and the labels resized back to the image size
+(nearest); --no_resize_to_crop refuses such images instead.
 
 Writes per input, as --output_format says: index (default) OUT/<stem>.png, one uint8 class
 index per pixel (greyscale); palette OUT/<stem>.png, a P-mode PNG holding the same class ids
@@ -58,6 +61,9 @@ flags.DEFINE_enum("output_format", "index", ["index", "palette", "overlay", "all
                   "colours and a legend; all: palette and overlay.")
 flags.DEFINE_string("dataset", None, "Registered dataset naming the classes and colours "
                     "(default: the one the model was trained on, else pascal colours).")
+flags.DEFINE_boolean("no_resize_to_crop", False, "--model of fixed crop (the original's frozen "
+                     "graphs, 513x513): refuse images larger than the crop instead of resizing "
+                     "them to fit (longer side = crop) and the labels back to the image size.")
 flags.DEFINE_boolean("save_probabilities", False, "Also write <stem>_probabilities.npy.")
 flags.DEFINE_integer("max_image_pixels", DEFAULT_MAX_PIXELS,
                      "Images with more pixels (height x width) run as overlapping windows of at "
@@ -129,7 +135,8 @@ def _band_function():
                 "--eval_scales, --add_flipped_images, --crop_size and the window flags do not "
                 "apply to --model: scales, flips and the crop are baked in at export "
                 "(export_model.py --inference_scales, --add_flipped_images, --crop_size)")
-        return _exported_bands(load_exported_model(FLAGS.model))
+        return _exported_bands(load_exported_model(
+            FLAGS.model, resize_to_crop=not FLAGS.no_resize_to_crop))
     options = entry.inference_model_options(FLAGS, FLAGS.checkpoint, FLAGS.num_classes)
     model = entry.load_model(options, FLAGS.checkpoint)
     inference = dataclasses.replace(inference_options_from_flags(FLAGS),

@@ -13,9 +13,13 @@ from __future__ import annotations
 import logging
 import os
 
+import numpy as np
+
 from deeplab.export import formats
 from deeplab.export.errors import ExportError
-from deeplab.export.runtimes import ExportedModel
+from deeplab.export.runtimes import ExportedModel, as_uint8_images
+
+INFO_FILE = "export_info.json"  # written by deeplab.export.exporter beside every artefact
 
 
 def artefacts_in(directory: str) -> list[str]:
@@ -77,14 +81,79 @@ def detect_format(path: str) -> tuple[str, str]:
     return fmt.name, path
 
 
-def load_exported_model(path: str, **kwargs) -> ExportedModel:
+# The crop the original's export_model.py bakes in by default (its demo resizes to it).
+ORIGINAL_CROP = (513, 513)
+
+
+def load_exported_model(path: str, crop_size=None, resize_to_crop: bool = True,
+                        **kwargs) -> ExportedModel:
     """The exported model at `path`, ready to call; see the module docstring.
 
-    kwargs go to the format's loader (TFLite: num_threads). Raises ExportError (a
-    ValueError) naming the path when it is missing, of an unknown format or unreadable.
+    A frozen graph without our export_info.json beside it (the original's exports) pads to
+    a fixed crop and fails on larger images: it runs as a `CropFitted` model at `crop_size`
+    (height, width; default ORIGINAL_CROP), resize_to_crop as there. Our exports fit any
+    size themselves. kwargs go to the format's loader (TFLite: num_threads). Raises
+    ExportError (a ValueError) naming the path when it is missing, of an unknown format or
+    unreadable.
     """
     fmt, artefact = detect_format(path)
-    return formats.get(fmt).load(artefact, **kwargs)
+    model = formats.get(fmt).load(artefact, **kwargs)
+    ours = os.path.isfile(os.path.join(os.path.dirname(artefact), INFO_FILE))
+    if fmt == "frozen" and (crop_size is not None or not ours):
+        return CropFitted(model, tuple(crop_size or ORIGINAL_CROP), resize_to_crop)
+    return model
+
+
+class CropFitted(ExportedModel):
+    """A model of fixed crop (height, width), run as the original's demo ran its graphs: an
+    image larger than the crop is resized (Lanczos) so that it fits with its longer side at
+    the crop, and the results are resized back to the input size (nearest neighbour).
+
+    resize_to_crop False: a larger image is an ExportError naming both sizes instead.
+    """
+
+    def __init__(self, model: ExportedModel, crop_size: tuple[int, int],
+                 resize_to_crop: bool = True):
+        super().__init__(model.path)
+        self.model, self.crop_size, self.resize_to_crop = model, crop_size, resize_to_crop
+        self.format, self.has_probabilities = model.format, model.has_probabilities
+
+    def __call__(self, images) -> np.ndarray:
+        return self._each(images, self.model)
+
+    def labels(self, images) -> np.ndarray:
+        return self._each(images, self.model.labels)
+
+    def _each(self, images, run) -> np.ndarray:
+        """run(uint8 [1, h, w, 3]) -> [1, h, w, ...] per image, at the input size."""
+        out = []
+        for image in as_uint8_images(images):
+            fitted = self.fit(image)
+            result = run(fitted[None])[0]
+            out.append(resize_nearest(result, image.shape[:2]))
+        return np.stack(out)
+
+    def fit(self, image: np.ndarray) -> np.ndarray:
+        """uint8 [H, W, 3] -> uint8 [h, w, 3] within the crop (the image itself if it fits)."""
+        from PIL import Image  # noqa: PLC0415 - only large images need it
+
+        (height, width), (crop_h, crop_w) = image.shape[:2], self.crop_size
+        if height <= crop_h and width <= crop_w:
+            return image
+        if not self.resize_to_crop:
+            raise ExportError(f"{self.path}: image {height}x{width} is larger than the graph's "
+                              f"fixed crop {crop_h}x{crop_w} and resizing to the crop is off "
+                              "(--no_resize_to_crop / resize_to_crop=False)")
+        ratio = min(crop_h / height, crop_w / width)
+        size = (max(1, int(ratio * width)), max(1, int(ratio * height)))  # PIL: (w, h)
+        return np.asarray(Image.fromarray(image).resize(size, Image.LANCZOS))
+
+
+def resize_nearest(values: np.ndarray, size) -> np.ndarray:
+    """[h, w, ...] -> [size[0], size[1], ...] by nearest neighbour (pixel centres)."""
+    rows = ((np.arange(size[0]) + 0.5) * values.shape[0] / size[0]).astype(np.int64)
+    cols = ((np.arange(size[1]) + 0.5) * values.shape[1] / size[1]).astype(np.int64)
+    return values[rows][:, cols]
 
 
 def _by_suffix(suffix: str):

@@ -76,6 +76,49 @@ def write_label_only_graph(path) -> str:
     return str(path)
 
 
+def write_fixed_crop_graph(path, crop) -> str:
+    """A label-only frozen graph as the original's exports: the image padded to the fixed
+    `crop` (larger images fail), labels = the largest channel, cut back to the input size."""
+    import tensorflow as tf
+
+    with tf.Graph().as_default() as graph:
+        image = tf.compat.v1.placeholder(tf.uint8, [1, None, None, 3], name="ImageTensor")
+        padded = tf.image.pad_to_bounding_box(image, 0, 0, *crop)
+        labels = tf.argmax(padded, axis=-1, output_type=tf.int32)
+        size = tf.shape(image)
+        tf.identity(labels[:, :size[1], :size[2]], name="SemanticPredictions")
+    with open(path, "wb") as f:
+        f.write(graph.as_graph_def().SerializeToString())
+    return str(path)
+
+
+def test_fixed_crop_graph_resizes_larger_images_to_fit_and_labels_back(tmp_path):
+    import tensorflow as tf
+
+    from deeplab.export.loading import CropFitted
+
+    path = write_fixed_crop_graph(tmp_path / "fixed.pb", (33, 33))
+    image = np.zeros((70, 45, 3), np.uint8)  # over 2x the crop, not a multiple of it
+    image[:, :20, 0] = 200  # red left, green right, blue bottom: labels 0, 1, 2
+    image[:, 20:, 1] = 200
+    image[50:, :, 2] = 250
+    raw = load_exported_model(path, crop_size=None)
+    assert isinstance(raw, CropFitted) and raw.crop_size == (513, 513)  # the original's crop
+    with pytest.raises(tf.errors.InvalidArgumentError):
+        raw.model.labels(image[None])  # the graph itself refuses it, as the original's did
+    model = load_exported_model(path, crop_size=(33, 33))
+    labels = model.labels(image[None])[0]
+    assert labels.shape == (70, 45)
+    agree = (labels == image.argmax(-1)).mean()
+    assert agree > 0.93, agree  # all but the pixels next to the colour edges
+    small = image[::3, ::3]
+    np.testing.assert_array_equal(model.labels(small[None])[0], small.argmax(-1))
+    strict = load_exported_model(path, crop_size=(33, 33), resize_to_crop=False)
+    with pytest.raises(ExportError, match=r"fixed.pb: image 70x45 is larger than the graph's "
+                                          r"fixed crop 33x33"):
+        strict.labels(image[None])
+
+
 def test_label_only_frozen_graph_gives_labels_and_says_probabilities_are_unavailable(tmp_path):
     model = load_exported_model(write_label_only_graph(tmp_path / "old.pb"))
     images = np.random.RandomState(0).randint(0, 256, (2, 5, 7, 3)).astype(np.uint8)
