@@ -17,7 +17,7 @@ import numpy as np
 
 from deeplab.export import formats
 from deeplab.export.errors import ExportError
-from deeplab.export.runtimes import ExportedModel, as_uint8_images
+from deeplab.export.runtimes import ExportedModel, as_uint8_images, resize_nearest
 
 INFO_FILE = "export_info.json"  # written by deeplab.export.exporter beside every artefact
 
@@ -147,13 +147,6 @@ class CropFitted(ExportedModel):
         ratio = min(crop_h / height, crop_w / width)
         size = (max(1, int(ratio * width)), max(1, int(ratio * height)))  # PIL: (w, h)
         return np.asarray(Image.fromarray(image).resize(size, Image.LANCZOS))
-
-
-def resize_nearest(values: np.ndarray, size) -> np.ndarray:
-    """[h, w, ...] -> [size[0], size[1], ...] by nearest neighbour (pixel centres)."""
-    rows = ((np.arange(size[0]) + 0.5) * values.shape[0] / size[0]).astype(np.int64)
-    cols = ((np.arange(size[1]) + 0.5) * values.shape[1] / size[1]).astype(np.int64)
-    return values[rows][:, cols]
 
 
 def _by_suffix(suffix: str):

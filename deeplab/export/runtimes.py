@@ -169,28 +169,90 @@ def _tflite_interpreter(path: str, num_threads: int | None):
 
 
 class TfliteModel(ExportedModel):
-    """model.tflite / model_dynamic_range.tflite, resized to each input's shape."""
+    """A TFLite DeepLab: ours (model.tflite, model_dynamic_range.tflite, model_int8.tflite:
+    uint8 input of any size, probabilities out) or a foreign one, whose signature is read
+    and adapted (Google's deeplabv3_257_mv_gpu.tflite: float input in [-1, 1] of fixed size,
+    logits out):
+
+    - input uint8: raw pixels; float: pixels / 127.5 - 1 (MobileNet's [-1, 1]).
+    - a fixed input size (no -1 in its signature): each image resized to it (bilinear) and
+      the results resized back to the image size (nearest neighbour).
+    - output float [1, H, W, C]: probabilities when every pixel's values are >= 0 and sum
+      to 1, else logits (a softmax is taken); integer [1, H, W]: labels only.
+    """
 
     format = "tflite"
 
     def __init__(self, path: str, num_threads: int | None = None):
         super().__init__(path)
         self._interpreter = _tflite_interpreter(path, num_threads)
-        self._input = self._interpreter.get_input_details()[0]["index"]
-        outputs = [d for d in self._interpreter.get_output_details()
-                   if d["dtype"] == np.float32 and len(d["shape_signature"]) == 4]
-        if len(outputs) != 1:
-            raise ExportError(f"{path}: expected one float32 [1, H, W, C] output, found "
-                              f"{[d['name'] for d in self._interpreter.get_output_details()]}")
-        self._output = outputs[0]["index"]
+        details = self._interpreter.get_input_details()[0]
+        self._input, self._input_dtype = details["index"], details["dtype"]
+        signature = details["shape_signature"]
+        self.fixed_size = None if _dynamic(signature) else tuple(int(v) for v in signature[1:3])
+        outputs = self._interpreter.get_output_details()
+        scores = [d for d in outputs if d["dtype"] == np.float32 and len(d["shape"]) == 4]
+        labels = [d for d in outputs if np.issubdtype(d["dtype"], np.integer)
+                  and len(d["shape"]) == 3]
+        if len(scores) == 1:
+            self._output = scores[0]["index"]
+        elif len(labels) == 1:
+            self._output, self.has_probabilities = labels[0]["index"], False
+        else:
+            raise ExportError(f"{path}: expected one float32 [1, H, W, C] output (probabilities "
+                              "or logits) or one integer [1, H, W] output (labels), found "
+                              f"{[(d['name'], d['dtype'].__name__) for d in outputs]}")
         self._shape = None
 
+    def __call__(self, images) -> np.ndarray:
+        if not self.has_probabilities:
+            raise ExportError(f"{self.path}: this TFLite model outputs labels only: "
+                              "probabilities are not available")
+        return super().__call__(images)
+
+    def labels(self, images) -> np.ndarray:
+        if self.has_probabilities:
+            return super().labels(images)
+        images = as_uint8_images(images)
+        return np.concatenate([self._invoke(image[None]) for image in images]).astype(np.int32)
+
     def _run(self, image):
-        if self._shape != image.shape:
-            self._interpreter.resize_tensor_input(self._input, image.shape)
+        out = self._invoke(image)
+        total = out.sum(-1)
+        # quantised probabilities sum to 1 within a few 1/256; logits are neither >= 0 nor so
+        if out.min() < 0 or not np.allclose(total, 1.0, atol=0.05):
+            out = np.exp(out - out.max(-1, keepdims=True))
+            out /= out.sum(-1, keepdims=True)
+        return out.astype(np.float32)
+
+    def _invoke(self, image: np.ndarray) -> np.ndarray:
+        """uint8 [1, H, W, 3] -> the raw output [1, H, W, ...] at the image size."""
+        size = image.shape[1:3]
+        if self.fixed_size is not None and size != self.fixed_size:
+            image = tf.image.resize(image, self.fixed_size).numpy()
+        if self._input_dtype == np.uint8:
+            feed = np.clip(np.rint(image), 0, 255).astype(np.uint8)
+        else:
+            feed = (image.astype(np.float32) / 127.5 - 1.0).astype(self._input_dtype)
+        if self._shape != feed.shape:
+            if self.fixed_size is None:
+                self._interpreter.resize_tensor_input(self._input, feed.shape)
             with cpp_stderr():  # `INFO: Created TensorFlow Lite XNNPACK delegate for CPU.`
                 self._interpreter.allocate_tensors()
-            self._shape = image.shape
-        self._interpreter.set_tensor(self._input, image)
+            self._shape = feed.shape
+        self._interpreter.set_tensor(self._input, feed)
         self._interpreter.invoke()
-        return self._interpreter.get_tensor(self._output).copy()
+        out = self._interpreter.get_tensor(self._output).copy()
+        return resize_nearest(out[0], size)[None] if out.shape[1:3] != size else out
+
+
+def resize_nearest(values: np.ndarray, size) -> np.ndarray:
+    """[h, w, ...] -> [size[0], size[1], ...] by nearest neighbour (pixel centres)."""
+    rows = ((np.arange(size[0]) + 0.5) * values.shape[0] / size[0]).astype(np.int64)
+    cols = ((np.arange(size[1]) + 0.5) * values.shape[1] / size[1]).astype(np.int64)
+    return values[rows][:, cols]
+
+
+def _dynamic(signature) -> bool:
+    """True when a [1, H, W, 3] input signature has a free height or width."""
+    return any(int(v) < 0 for v in signature[1:3])

@@ -132,3 +132,44 @@ def test_label_only_frozen_graph_gives_labels_and_says_probabilities_are_unavail
         model(images)
     with pytest.raises(ExportError, match="outside the 2 classes"):
         model.one_hot(images, 2)
+
+
+def _foreign_tflite(path, dtype, labels_out: bool) -> str:
+    """A TFLite model shaped like Google's deeplabv3_257_mv_gpu.tflite: fixed input
+    [1, 33, 33, 3] (`dtype`; float expects [-1, 1]) and logits out (10 x the input, so the
+    labels are the largest channel), or with `labels_out` int32 labels [1, 33, 33]."""
+    import tensorflow as tf
+
+    @tf.function(input_signature=[tf.TensorSpec([1, 33, 33, 3], dtype)])
+    def segment(image):
+        logits = tf.cast(image, tf.float32) * 10.0
+        return tf.argmax(logits, -1, output_type=tf.int32) if labels_out else logits
+
+    converter = tf.lite.TFLiteConverter.from_concrete_functions(
+        [segment.get_concrete_function()], segment)
+    with open(path, "wb") as f:
+        f.write(converter.convert())
+    return str(path)
+
+
+@pytest.mark.parametrize("dtype, labels_out", [("float32", False), ("uint8", True)])
+def test_foreign_tflite_signature_is_read_and_adapted(tmp_path, dtype, labels_out):
+    import tensorflow as tf
+
+    path = _foreign_tflite(tmp_path / "foreign.tflite", getattr(tf, dtype), labels_out)
+    model = load_exported_model(path)
+    assert model.fixed_size == (33, 33) and model.has_probabilities == (not labels_out)
+    image = np.zeros((70, 45, 3), np.uint8)  # other size than the model's: resized both ways
+    image[:, :20, 0] = 200
+    image[:, 20:, 2] = 180
+    labels = model.labels(image[None])[0]
+    assert labels.shape == (70, 45)
+    assert (labels[:, :18] == 0).all() and (labels[:, 23:] == 2).all()
+    if labels_out:
+        with pytest.raises(ExportError, match="labels only"):
+            model(image[None])
+        return
+    probabilities = model(image[None])[0]  # logits ([-1, 1] input x 10) -> softmax
+    np.testing.assert_allclose(probabilities.sum(-1), 1.0, atol=1e-5)
+    want = np.exp(10 * (np.array([200, 0, 0]) / 127.5 - 1))
+    np.testing.assert_allclose(probabilities[0, 0], want / want.sum(), rtol=1e-4)
