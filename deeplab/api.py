@@ -223,6 +223,8 @@ def source_dataset(path: str) -> tuple[str | None, str | None]:
 
     folder = path if os.path.isdir(path) else os.path.dirname(path)
     info = os.path.join(folder, "export_info.json")
+    if not os.path.isfile(info) and os.path.isfile(os.path.join(folder, "saved_model.pb")):
+        info = os.path.join(os.path.dirname(os.path.normpath(folder)), "export_info.json")
     if os.path.isfile(info):
         with open(info) as f:
             checkpoint = json.load(f).get("checkpoint")

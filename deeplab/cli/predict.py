@@ -68,7 +68,7 @@ flags.DEFINE_boolean("save_probabilities", False, "Also write <stem>_probabiliti
 flags.DEFINE_integer("max_image_pixels", DEFAULT_MAX_PIXELS,
                      "Images with more pixels (height x width) run as overlapping windows of at "
                      "most 1025x1025, so memory stays bounded; 0 runs every image whole.")
-flags.DEFINE_list("crop_size", None,
+flags.DEFINE_multi_string("crop_size", None,
                   "Pad every image bottom/right with the mean pixel to this height,width "
                   "(shrinking larger ones to fit), as the original's evaluation and export.")
 define_model_flags(FLAGS)
