@@ -38,9 +38,10 @@ def train_dir(tmp_path_factory):
 def test_export_with_saved_options_then_predict_with_the_exported_model(train_dir, tmp_path):
     out = tmp_path / "export"
     result = _run("export_model.py", f"--checkpoint_path={train_dir}", f"--export_path={out}",
-                  "--crop_size=65", "--crop_size=81")
+                  "--crop_size=65,81")
     assert result.returncode == 0, result.stderr
     assert "verified" in result.stdout and "exported frozen" in result.stdout
+    assert f"output stride 8, not the trained {SMALL_OPTIONS.output_stride}" in result.stdout
     info = json.loads((out / "export_info.json").read_text())
     assert info["model"]["depth_multiplier"] == 0.5 and info["model"]["num_classes"] == 5
     assert info["model"]["output_stride"] == 8  # the original export's default

@@ -139,18 +139,49 @@ class Segmenter:
         return overlay(pixels, labels, self.colormap, alpha)
 
     def export(self, path: str, formats=("frozen",), crop_size=(513, 513), scales=(1.0,),
-               flip: bool = False, overwrite: bool = False, **kwargs) -> dict:
+               flip: bool = False, overwrite: bool = False, output_stride: int | None = None,
+               log=print, **kwargs) -> dict:
         """Writes `formats` (frozen, saved_model, onnx, tflite or all) into the directory
-        `path`, each checked against the Keras model; returns the verification figures."""
+        `path`, each checked against the Keras model; returns the verification figures.
+
+        output_stride: None (default) exports at the stride the model runs at here (its
+        options'; export_model.py instead defaults to 8, the original's export default);
+        another value rebuilds the network at that stride with its atrous rates scaled (the
+        same weights). The last line logged states what was exported.
+        """
         from deeplab.export import exporter
         from deeplab.export.graph import ExportModule, ExportOptions
 
         if self._keras_model is None:
             raise ValueError(f"{self.source}: already an exported model")
-        module = ExportModule(self._keras_model, self.options,
+        model, options = self._keras_model, self.options
+        if output_stride and output_stride != options.output_stride:
+            model, options = _at_output_stride(model, options, output_stride)
+        module = ExportModule(model, options,
                               ExportOptions(crop_size=crop_size, scales=scales, flip=flip))
-        return exporter.export(module, path, formats, overwrite=overwrite,
-                               info={"checkpoint": self.checkpoint or self.source}, **kwargs)
+        figures = exporter.export(module, path, formats, overwrite=overwrite, log=log,
+                                  info={"checkpoint": self.checkpoint or self.source}, **kwargs)
+        log(f"exported to {path}: {options.model_variant}, "
+            f"{exporter.stride_summary(options.output_stride, self.options.output_stride)}, "
+            f"crop {list(crop_size)}")
+        return figures
+
+
+def _at_output_stride(model, options, output_stride: int):
+    """(network, options) at `output_stride`: atrous rates scaled by old/new stride, the
+    weights of `model` copied (atrous convolutions share their variables across strides)."""
+    from deeplab.model.backbones import get_backbone
+    from deeplab.model.deeplab import build_model
+
+    if not get_backbone(options.model_variant).atrous:
+        raise ValueError(f"{options.model_variant}: its output stride selects another network "
+                         "(NAS); export it at its trained stride")
+    factor = options.output_stride / output_stride
+    rates = tuple(int(round(r * factor)) for r in options.atrous_rates or ())
+    new_options = options.replace(output_stride=output_stride, atrous_rates=rates)
+    rebuilt = build_model(new_options)
+    rebuilt.set_weights(model.get_weights())
+    return rebuilt, new_options
 
 
 def images_of(images) -> tuple[list[np.ndarray], bool]:

@@ -203,3 +203,15 @@ def test_colorize_and_overlay_use_the_models_colour_map(label_only_folder):
     np.testing.assert_array_equal(blended[0, 0], np.rint((image[0, 0] + pascal[1].astype(
         float)) / 2).astype(np.uint8))
     assert model.class_names[1] == "aeroplane"
+
+
+def test_export_at_another_output_stride_says_so(zoo_name, image, tmp_path):
+    model = deeplab.load(zoo_name)
+    logs = []
+    model.export(str(tmp_path / "os8"), formats="frozen", crop_size=testing.CROP,
+                 output_stride=8, log=logs.append)
+    trained = model.options.output_stride
+    assert trained != 8 and f"output stride 8, not the trained {trained}" in logs[-1]
+    exported = deeplab.load(str(tmp_path / "os8" / "frozen_inference_graph.pb"))
+    assert_labels_agree(exported.predict(image), deeplab.load(zoo_name, output_stride=8)
+                        .predict(image))

@@ -202,8 +202,10 @@ def main(argv):
                     overwrite=FLAGS.overwrite, tflite_quantize=FLAGS.tflite_quantize,
                     onnx_opset=FLAGS.onnx_opset, info={"checkpoint": FLAGS.checkpoint_path},
                     **_dataset_hooks(options.model_variant))
-    print(f"exported {', '.join(names)} ({options.model_variant}, output stride "
-          f"{options.output_stride}, crop {list(crop)}, scales {list(export.scales)}"
+    saved = load_model_options(FLAGS.checkpoint_path)
+    stride = exporter.stride_summary(options.output_stride, saved and saved.output_stride)
+    print(f"exported {', '.join(names)} ({options.model_variant}, {stride}, "
+          f"crop {list(crop)}, scales {list(export.scales)}"
           f"{', flipped' if export.flip else ''}) to {FLAGS.export_path}")
 
 

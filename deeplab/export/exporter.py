@@ -113,6 +113,15 @@ def _publish(staging: str, export_path: str) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def stride_summary(exported: int, trained: int | None) -> str:
+    """"output stride N" and, when it is not the one the network was trained at, a note."""
+    if trained is None or trained == exported:
+        return f"output stride {exported}"
+    return (f"output stride {exported}, not the trained {trained} (atrous rates scaled by "
+            f"{trained}/{exported}; finer strides are slower and usually a little more "
+            "accurate)")
+
+
 def export(module: ExportModule, export_path: str, names, overwrite: bool = False,
            tflite_quantize: bool = False, onnx_opset: int = onnx.DEFAULT_OPSET,
            info: dict | None = None, log=print, calibration=None, evaluate=None) -> dict:
