@@ -100,7 +100,7 @@ def test_int8_export_is_calibrated_on_a_split_and_its_miou_checked(tmp_path):
     result = _run("export_model.py", f"--checkpoint_path={train}", f"--export_path={out}",
                   "--crop_size=65", "--crop_size=81", "--format=tflite_int8",
                   "--calibration_split=train", "--calibration_num_images=4",
-                  "--quantized_eval_split=val", "--dataset=synthetic", f"--dataset_dir={data}")
+                  "--quantized_eval_split=val")  # the run's own shards, by default
     assert result.returncode == 0, result.stderr
     figures = json.loads((out / "export_info.json").read_text())["verification"]
     int8 = figures["model_int8.tflite"]
@@ -108,6 +108,7 @@ def test_int8_export_is_calibrated_on_a_split_and_its_miou_checked(tmp_path):
     assert int8["ok"] and int8["label_agreement"] >= 0.9
     assert int8["keras_miou"] <= 100 and int8["miou_drop"] <= 2.0
     assert "mIoU" in result.stdout
+    assert f"calibration / quantised evaluation data: {data} " in result.stdout
     missing = _run("export_model.py", f"--checkpoint_path={train}",
                    f"--export_path={tmp_path / 'no'}", "--format=tflite_int8")
     assert missing.returncode == 2 and "needs --calibration_split" in missing.stderr

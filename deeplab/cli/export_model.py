@@ -79,7 +79,8 @@ flags.DEFINE_string("quantized_eval_split", None,
 flags.DEFINE_string("dataset", "synthetic",
                     "Built-in dataset of --dataset_dir (when it has no dataset.json).")
 flags.DEFINE_string("dataset_dir", None, "TFRecord shards for --calibration_split and "
-                    "--quantized_eval_split (default: the built-in synthetic dataset).")
+                    "--quantized_eval_split (default: the training run's, as eval.py; else "
+                    "the built-in synthetic dataset).")
 flags.DEFINE_bool("overwrite", False, "Replace an existing --export_path.")
 define_model_flags(FLAGS)
 zoo_flags.define_model_zoo_flag(FLAGS)
@@ -164,8 +165,10 @@ def _dataset_hooks(model_variant: str) -> dict:
     """calibration images and the split evaluator export() takes, from the split flags."""
     if not (FLAGS.calibration_split or FLAGS.quantized_eval_split):
         return {}
-    dataset_dir = entry.resolve_dataset_dir(FLAGS.dataset, FLAGS.dataset_dir)
+    dataset_dir = entry.resolve_dataset_dir(FLAGS.dataset, FLAGS.dataset_dir,
+                                            FLAGS.checkpoint_path)  # the run's, as eval.py
     descriptor = entry.dataset_descriptor(FLAGS.dataset, dataset_dir, bool(FLAGS.dataset_dir))
+    print(f"calibration / quantised evaluation data: {dataset_dir} ({descriptor.name})")
     hooks = {}
     if FLAGS.calibration_split:
         hooks["calibration"] = _calibration_images(dataset_dir, descriptor, model_variant)
