@@ -48,7 +48,7 @@ def measure(variant: str, fixtures: str, calibration_count: int, workdir: str) -
 
     from deeplab.checkpoints.io import restore_model
     from deeplab.export import formats, verify
-    from deeplab.export.graph import ExportModule, ExportOptions
+    from deeplab.export.contract import ExportModule, ExportOptions
     from deeplab.model.conformance_test import FIXTURES, SEEDS, _input
     from deeplab.model.deeplab import build_model
 

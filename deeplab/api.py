@@ -150,7 +150,7 @@ class Segmenter:
         same weights). The last line logged states what was exported.
         """
         from deeplab.export import exporter
-        from deeplab.export.graph import ExportModule, ExportOptions
+        from deeplab.export.contract import ExportModule, ExportOptions
 
         if self._keras_model is None:
             raise ValueError(f"{self.source}: already an exported model")

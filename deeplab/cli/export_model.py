@@ -181,7 +181,7 @@ def main(argv):
     import tensorflow as tf
 
     from deeplab.export import exporter, formats
-    from deeplab.export.graph import ExportModule, ExportOptions
+    from deeplab.export.contract import ExportModule, ExportOptions
 
     if len(argv) > 1:
         raise flags.ValidationError(f"unexpected arguments: {' '.join(argv[1:])}")

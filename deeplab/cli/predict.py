@@ -106,7 +106,7 @@ def _padded_bands(model, options, inference, crop):
     """Band function padding each image to `crop` exactly as the exported graph does."""
     import tensorflow as tf
 
-    from deeplab.export.graph import ExportOptions, export_probabilities
+    from deeplab.export.contract import ExportOptions, export_probabilities
 
     if inference.window is not None:
         raise flags.ValidationError("--crop_size and --eval_window_size exclude each other")

@@ -25,8 +25,8 @@ import tempfile
 import tensorflow as tf
 
 from deeplab.export import formats, frozen, onnx, verify
+from deeplab.export.contract import ExportModule
 from deeplab.export.errors import ExportError
-from deeplab.export.graph import ExportModule
 from deeplab.export.loading import INFO_FILE, load_exported_model
 
 # The formats of --format=all; the full list (and every format's file) is the registry,

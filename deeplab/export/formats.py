@@ -20,8 +20,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from deeplab.export import verify
+from deeplab.export.contract import ExportModule
 from deeplab.export.errors import ExportError
-from deeplab.export.graph import ExportModule
 
 
 class WriteSource:

@@ -6,7 +6,7 @@ Runtime, TFLite), each an `ExportedModel`; `deeplab.export.loading` picks one fr
 
 `path` is one artefact of export_model.py: a frozen graph (`*.pb`), a SavedModel directory,
 an ONNX file (`*.onnx`) or a TFLite file (`*.tflite`); or an export directory holding
-exactly one of them. Every format runs the same computation (see `deeplab.export.graph`):
+exactly one of them. Every format runs the same computation (see `deeplab.export.contract`):
 the image is padded to (or shrunk to fit) the crop size baked in at export, scales and flips
 are baked in too, and the result is at the input size.
 """
@@ -19,8 +19,8 @@ import numpy as np
 import tensorflow as tf
 
 from deeplab.export import frozen, onnx, saved_model
+from deeplab.export.contract import INPUT_NAME, LABELS_NAME, PROBABILITIES_NAME
 from deeplab.export.errors import ExportError
-from deeplab.export.graph import INPUT_NAME, LABELS_NAME, PROBABILITIES_NAME
 from deeplab.utils.quiet import cpp_stderr
 
 
