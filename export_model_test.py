@@ -38,9 +38,10 @@ def train_dir(tmp_path_factory):
 def test_export_with_saved_options_then_predict_with_the_exported_model(train_dir, tmp_path):
     out = tmp_path / "export"
     result = _run("export_model.py", f"--checkpoint_path={train_dir}", f"--export_path={out}",
-                  "--crop_size=65", "--crop_size=81")
+                  "--crop_size=65,81")
     assert result.returncode == 0, result.stderr
     assert "verified" in result.stdout and "exported frozen" in result.stdout
+    assert f"output stride 8, not the trained {SMALL_OPTIONS.output_stride}" in result.stdout
     info = json.loads((out / "export_info.json").read_text())
     assert info["model"]["depth_multiplier"] == 0.5 and info["model"]["num_classes"] == 5
     assert info["model"]["output_stride"] == 8  # the original export's default
@@ -99,7 +100,7 @@ def test_int8_export_is_calibrated_on_a_split_and_its_miou_checked(tmp_path):
     result = _run("export_model.py", f"--checkpoint_path={train}", f"--export_path={out}",
                   "--crop_size=65", "--crop_size=81", "--format=tflite_int8",
                   "--calibration_split=train", "--calibration_num_images=4",
-                  "--quantized_eval_split=val", "--dataset=synthetic", f"--dataset_dir={data}")
+                  "--quantized_eval_split=val")  # the run's own shards, by default
     assert result.returncode == 0, result.stderr
     figures = json.loads((out / "export_info.json").read_text())["verification"]
     int8 = figures["model_int8.tflite"]
@@ -107,6 +108,7 @@ def test_int8_export_is_calibrated_on_a_split_and_its_miou_checked(tmp_path):
     assert int8["ok"] and int8["label_agreement"] >= 0.9
     assert int8["keras_miou"] <= 100 and int8["miou_drop"] <= 2.0
     assert "mIoU" in result.stdout
+    assert f"calibration / quantised evaluation data: {data} " in result.stdout
     missing = _run("export_model.py", f"--checkpoint_path={train}",
                    f"--export_path={tmp_path / 'no'}", "--format=tflite_int8")
     assert missing.returncode == 2 and "needs --calibration_split" in missing.stderr

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from deeplab.export.runners_test import write_label_only_graph
+from deeplab.export.runtimes_test import write_fixed_crop_graph, write_label_only_graph
 from deeplab.export.testing import assert_labels_agree
 from eval_test import finish, start, tiny_run  # noqa: F401 - the session fixture
 
@@ -117,7 +117,7 @@ def test_large_images_run_as_windows_and_small_ones_whole(tiny_run, tmp_path):  
 
 def test_crop_size_pads_as_the_frozen_export_and_label_only_graphs_run(
         tiny_run, padded_run, tmp_path):  # noqa: F811
-    from deeplab.export.runners import load_exported_model
+    from deeplab.export.loading import load_exported_model
 
     images, run = padded_run["images"], padded_run["train"]
     old = write_label_only_graph(tmp_path / "old.pb")
@@ -130,10 +130,16 @@ def test_crop_size_pads_as_the_frozen_export_and_label_only_graphs_run(
                        *images)
     asked = start("predict.py", f"--model={old}", f"--output_dir={tmp_path / 'asked'}",
                   "--save_probabilities", *images)
+    Image.fromarray(np.full((520, 30, 3), 90, np.uint8)).save(tmp_path / "tall.png")
+    fixed = write_fixed_crop_graph(tmp_path / "fixed.pb", (513, 513))  # the original's crop
+    refused = start("predict.py", f"--model={fixed}", f"--output_dir={tmp_path / 'refused'}",
+                    "--no_resize_to_crop", str(tmp_path / "tall.png"))
+    coloured = start("predict.py", f"--model={old}", f"--output_dir={tmp_path / 'colour'}",
+                     "--output_format=all", "--dataset=pascal_voc_seg", *images)
     evaluated = start("eval.py", f"--model={old}", f"--eval_logdir={tmp_path / 'eval'}",
                       f"--dataset_dir={tiny_run['data']}", "--eval_crop_size=",
                       "--max_number_of_evaluations=1")
-    for process in (export, padded, label_only, evaluated):
+    for process in (export, padded, label_only, evaluated, coloured):
         code, _, err = finish(process, timeout=600)
         assert code == 0, err[-3000:]
     frozen = load_exported_model(str(tmp_path / "exported" / "frozen_inference_graph.pb"))
@@ -145,11 +151,37 @@ def test_crop_size_pads_as_the_frozen_export_and_label_only_graphs_run(
         assert_labels_agree(_labels(tmp_path / "padded" / f"{name}.png"), want)
         np.testing.assert_array_equal(_labels(tmp_path / "old" / f"{name}.png"),
                                       image.argmax(-1))
+        _check_colour_outputs(tmp_path / "colour", name, image)
     code, _, err = finish(asked)
     errors = [line for line in err.splitlines() if line.startswith("error:")]
     assert code == 2 and len(errors) == 1 and "probabilities are not available" in errors[0]
+    code, _, err = finish(refused)
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert code == 2 and "Traceback" not in err and len(errors) == 1
+    assert "tall.png" not in errors[0] and "image 520x30 is larger than the graph's fixed crop " \
+        "513x513" in errors[0]
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert metrics["num_images"] == 3 and 0.0 <= metrics["miou"] <= 1.0
+
+
+def _check_colour_outputs(folder, name, image):
+    """--output_format=all: a P-mode PNG holding the class ids in the pascal colours, and an
+    overlay of the image with a legend band below it."""
+    from deeplab.vis.colormap import create_colormap
+
+    pascal = create_colormap("pascal")
+    with Image.open(folder / f"{name}.png") as palette:
+        assert palette.mode == "P"
+        np.testing.assert_array_equal(np.asarray(palette), image.argmax(-1))
+        np.testing.assert_array_equal(np.reshape(palette.getpalette()[:9], (3, 3)), pascal[:3])
+    overlay = np.asarray(Image.open(folder / f"{name}_overlay.png"))
+    height, width = image.shape[:2]
+    assert overlay.shape[1] == width and overlay.shape[0] >= height + 14
+    want = np.rint((image.astype(float) + pascal[image.argmax(-1)]) / 2)
+    np.testing.assert_array_equal(overlay[:height], want.astype(np.uint8))
+    legend = overlay[height:]
+    for c in np.unique(image.argmax(-1)):  # each class present has its swatch in the legend
+        assert (legend == pascal[c]).all(-1).any()
 
 
 def test_a_checkpoint_of_other_class_count_says_how_many_it_has(tiny_run, tmp_path):  # noqa: F811

@@ -23,8 +23,8 @@ import tensorflow as tf  # noqa: E402
 from absl import app, flags  # noqa: E402
 
 from deeplab.export import exporter  # noqa: E402
-from deeplab.export.graph import ExportModule, ExportOptions  # noqa: E402
-from deeplab.export.runners import load_exported_model  # noqa: E402
+from deeplab.export.contract import ExportModule, ExportOptions  # noqa: E402
+from deeplab.export.loading import load_exported_model  # noqa: E402
 from deeplab.export.testing import calibrate_batch_norm  # noqa: E402
 from deeplab.model.deeplab import build_model  # noqa: E402
 from deeplab.model.options import ModelOptions  # noqa: E402

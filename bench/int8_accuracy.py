@@ -48,7 +48,7 @@ def measure(variant: str, fixtures: str, calibration_count: int, workdir: str) -
 
     from deeplab.checkpoints.io import restore_model
     from deeplab.export import formats, verify
-    from deeplab.export.graph import ExportModule, ExportOptions
+    from deeplab.export.contract import ExportModule, ExportOptions
     from deeplab.model.deeplab import build_model
     from deeplab.model.reference_fixtures import FIXTURES, SEEDS, reference_input
 

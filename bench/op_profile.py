@@ -51,8 +51,8 @@ def _export_graph_def(bake: bool = True):
     from export_latency import SIZE as EXPORT_SIZE
     from export_latency import VARIANTS
 
+    from deeplab.export.contract import ExportModule, ExportOptions
     from deeplab.export.frozen import freeze
-    from deeplab.export.graph import ExportModule, ExportOptions
     from deeplab.export.testing import calibrate_batch_norm
     from deeplab.model.deeplab import build_model
 

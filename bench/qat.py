@@ -30,8 +30,8 @@ import deeplab  # noqa: E402
 from deeplab import entry  # noqa: E402
 from deeplab.data import pipeline  # noqa: E402
 from deeplab.evaluate import evaluator  # noqa: E402
-from deeplab.export.graph import ExportModule, ExportOptions  # noqa: E402
-from deeplab.export.runners import TfliteModel  # noqa: E402
+from deeplab.export.contract import ExportModule, ExportOptions  # noqa: E402
+from deeplab.export.runtimes import TfliteModel  # noqa: E402
 
 
 def split_examples(dataset: str, split: str, model_variant: str):

@@ -106,9 +106,10 @@ def test_export_then_load_the_exported_model(zoo_name, image, tmp_path):
 
 
 def test_load_refuses_unknown_keywords_naming_the_accepted_ones(zoo_home):
-    with pytest.raises(TypeError, match=r"unknown keyword\(s\) colour, dataset; it takes "
-                                        r"output_stride, num_classes, options, verify and"):
-        deeplab.load("no/such/thing", dataset="pascal_voc_seg", colour=True)
+    with pytest.raises(TypeError, match=r"unknown keyword\(s\) colour, size; it takes "
+                                        r"output_stride, num_classes, options, verify, "
+                                        r"dataset, class_names"):
+        deeplab.load("no/such/thing", dataset="pascal_voc_seg", colour=True, size=3)
 
 
 def test_load_refuses_unknown_sources_and_backbones(zoo_home):
@@ -116,3 +117,101 @@ def test_load_refuses_unknown_sources_and_backbones(zoo_home):
         deeplab.load("no/such/thing")
     with pytest.raises(ValueError, match="--tf_initial_checkpoint=xception_65_imagenet"):
         deeplab.load("xception_65_imagenet")
+
+
+@pytest.fixture(scope="module")
+def label_only_folder(tmp_path_factory):
+    """An export folder holding an original-style label-only frozen graph (labels = argmax
+    of the RGB channels) beside a second artefact (an unreadable TFLite file)."""
+    from deeplab.export.runtimes_test import write_label_only_graph
+
+    folder = tmp_path_factory.mktemp("label_only")
+    write_label_only_graph(folder / "frozen_inference_graph.pb")
+    (folder / "model.tflite").write_bytes(b"not a model")
+    return folder
+
+
+def test_label_only_graph_gives_labels_for_every_input_kind(label_only_folder, tmp_path):
+    from PIL import Image
+
+    model = deeplab.load(str(label_only_folder), class_names=("red", "green", "blue"))
+    assert model._exported.format == "frozen"  # the best of the folder's two artefacts
+    rng = np.random.RandomState(0)
+    small = rng.randint(0, 256, (5, 7, 3)).astype(np.uint8)
+    large = rng.randint(0, 256, (9, 4, 3)).astype(np.uint8)
+    np.testing.assert_array_equal(model.predict(small), small.argmax(-1))
+    np.testing.assert_array_equal(model.predict(small[None].astype(np.float32)),
+                                  small[None].argmax(-1))
+    np.testing.assert_array_equal(model.predict(Image.fromarray(small)), small.argmax(-1))
+    (tmp_path / "images").mkdir()
+    Image.fromarray(small).save(tmp_path / "images" / "a.png")
+    Image.fromarray(large).save(tmp_path / "images" / "b.png")
+    from_dir = model.predict(str(tmp_path / "images"))  # two sizes: a list, by file name
+    assert isinstance(from_dir, list) and len(from_dir) == 2
+    np.testing.assert_array_equal(from_dir[1], large.argmax(-1))
+    listed = model.predict([tmp_path / "images" / "b.png", small])
+    np.testing.assert_array_equal(listed[0], large.argmax(-1))
+    np.testing.assert_array_equal(listed[1], small.argmax(-1))
+    with pytest.raises(ValueError, match="labels only .*call predict"):
+        model.predict_proba(small)
+    assert model.class_names == ("red", "green", "blue")
+
+
+def test_fixed_crop_graph_predicts_larger_images_at_their_size(tmp_path):
+    from deeplab.export.runtimes_test import write_fixed_crop_graph
+
+    path = write_fixed_crop_graph(tmp_path / "fixed.pb", (33, 33))
+    image = np.zeros((70, 45, 3), np.uint8)
+    image[:, :20, 0] = 200  # red left (label 0), green right (label 1)
+    image[:, 20:, 1] = 200
+    labels = deeplab.load(path, crop_size=(33, 33)).predict(image)
+    assert labels.shape == (70, 45)  # at 21x33 in the graph, back at the image size
+    assert (labels[:, :17] == 0).all() and (labels[:, 24:] == 1).all()  # off the edge
+    with pytest.raises(ValueError, match="70x45 is larger than the graph's fixed crop 33x33"):
+        deeplab.load(path, crop_size=(33, 33), resize_to_crop=False).predict(image)
+
+
+def test_exif_rotated_photo_is_predicted_upright(label_only_folder, tmp_path):
+    from PIL import Image
+
+    model = deeplab.load(str(label_only_folder / "frozen_inference_graph.pb"))
+    upright = np.zeros((4, 6, 3), np.uint8)
+    upright[:, :3, 0] = 200  # red left half, green right half
+    upright[:, 3:, 1] = 200
+    stored = Image.fromarray(np.rot90(upright).copy())  # stored turned, EXIF turns back
+    exif = stored.getexif()
+    exif[0x0112] = 6  # Orientation: rotate 90 degrees clockwise to view
+    stored.save(tmp_path / "photo.png", exif=exif)  # lossless: exact pixels
+    labels = model.predict(str(tmp_path / "photo.png"))
+    assert labels.shape == (4, 6)
+    np.testing.assert_array_equal(labels, upright.argmax(-1))
+    with Image.open(tmp_path / "photo.png") as opened:
+        np.testing.assert_array_equal(model.predict(opened), upright.argmax(-1))
+
+
+def test_colorize_and_overlay_use_the_models_colour_map(label_only_folder):
+    model = deeplab.load(str(label_only_folder), dataset="pascal_voc_seg")
+    image = np.zeros((2, 3, 3), np.uint8)
+    image[0, :, 1] = 100  # top row green (class 1), bottom row class 0
+    labels = model.predict(image)
+    colours = model.colorize(labels)
+    pascal = model.colormap
+    assert colours.shape == (2, 3, 3) and colours.dtype == np.uint8
+    np.testing.assert_array_equal(colours[0, 0], pascal[1])  # (128, 0, 0): aeroplane
+    np.testing.assert_array_equal(colours[1, 0], pascal[0])
+    blended = model.overlay(image, labels, alpha=0.5)
+    np.testing.assert_array_equal(blended[0, 0], np.rint((image[0, 0] + pascal[1].astype(
+        float)) / 2).astype(np.uint8))
+    assert model.class_names[1] == "aeroplane"
+
+
+def test_export_at_another_output_stride_says_so(zoo_name, image, tmp_path):
+    model = deeplab.load(zoo_name)
+    logs = []
+    model.export(str(tmp_path / "os8"), formats="frozen", crop_size=testing.CROP,
+                 output_stride=8, log=logs.append)
+    trained = model.options.output_stride
+    assert trained != 8 and f"output stride 8, not the trained {trained}" in logs[-1]
+    exported = deeplab.load(str(tmp_path / "os8" / "frozen_inference_graph.pb"))
+    assert_labels_agree(exported.predict(image), deeplab.load(zoo_name, output_stride=8)
+                        .predict(image))

@@ -14,6 +14,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TF's C++ start-up cha
 
 from absl import app, flags  # noqa: E402
 
+from deeplab.checkpoints.io import load_model  # noqa: E402, F401 - the entry points' loader
 from deeplab.flags import model_options_from_flags, overridden_fields  # noqa: E402
 from deeplab.model.options import ModelOptions  # noqa: E402
 from deeplab.utils.run_options import load_model_options, load_run_options  # noqa: E402
@@ -73,27 +74,6 @@ def inference_model_options(fv: flags.FlagValues, checkpoint: str,
     if num_classes is None:
         num_classes = saved.num_classes if saved else checkpoint_num_classes(checkpoint)
     return model_options_from_flags(fv, num_classes, saved, **fields)
-
-
-def load_model(options: ModelOptions, checkpoint: str):
-    """Builds the network and fills it from `checkpoint` (ours or the original format).
-
-    Raises CheckpointError listing every mismatched name and shape.
-    """
-    from deeplab.checkpoints.io import CheckpointError, DamagedCheckpointError, restore_model
-    from deeplab.model.deeplab import build_model
-
-    model = build_model(options)
-    try:
-        report = restore_model(model, checkpoint)
-    except DamagedCheckpointError:
-        raise  # names the file and the variable; the model does not matter
-    except CheckpointError as exc:
-        raise CheckpointError(f"{exc}\n(the model was built for --model_variant="
-                              f"{options.model_variant} with {options.num_classes} classes)") \
-            from None
-    logging.info(report.summary())
-    return model
 
 
 def resolve_dataset_dir(dataset: str, dataset_dir: str | None,

@@ -141,10 +141,12 @@ def resize_flag_values(fv: flags.FlagValues) -> dict:
 
 
 def pair_flag(fv: flags.FlagValues, name: str) -> tuple[int, int] | None:
-    """A height,width list flag as two positive ints; None when empty or unset."""
+    """A height,width flag as two positive ints; None when empty or unset. Its values may be
+    `H,W` in one flag or one number per repeated flag (`--x=H --x=W`)."""
     values = fv[name].value
     if not values:
         return None
+    values = [part for v in values for part in str(v).split(",") if part.strip()]
     try:
         size = tuple(int(v) for v in values)
     except (TypeError, ValueError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from absl import flags
 
 from deeplab import flags as deeplab_flags
@@ -52,3 +53,18 @@ def test_quantize_delay_step_is_a_real_flag_listed_in_help():
     deeplab_flags.define_model_flags(fv)
     assert "--quantize_delay_step" in fv.get_help()
     assert "only its default is supported" not in fv.get_help()
+
+
+@pytest.mark.parametrize("argv", [["--crop_size=257,321"], ["--crop_size=257", "--crop_size=321"]])
+def test_size_flags_take_height_comma_width_or_two_repeated_flags(argv):
+    from absl import flags as absl_flags
+
+    from deeplab.flags import pair_flag
+
+    fv = absl_flags.FlagValues()
+    absl_flags.DEFINE_multi_string("crop_size", ["513", "513"], "size", flag_values=fv)
+    fv(["prog", *argv])
+    assert pair_flag(fv, "crop_size") == (257, 321)
+    fv(["prog", "--crop_size=257,321,5"])
+    with pytest.raises(absl_flags.ValidationError, match="must be height,width"):
+        pair_flag(fv, "crop_size")

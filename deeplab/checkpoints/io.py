@@ -358,3 +358,24 @@ def _class_count_note(mismatched) -> str:
                     f"{model_shape[-1]} (drop --num_classes to use the checkpoint's, or leave "
                     "the logits out with --initialize_last_layer=false); ")
     return ""
+
+
+def load_model(options, checkpoint: str) -> keras.Model:
+    """Builds the network for `options` (ModelOptions) and fills it from `checkpoint` (ours
+    or the original format); the one loader of library code and the entry points.
+
+    Raises CheckpointError listing every mismatched name and shape.
+    """
+    from deeplab.model.deeplab import build_model  # noqa: PLC0415 - the model imports layers
+
+    model = build_model(options)
+    try:
+        report = restore_model(model, checkpoint)
+    except DamagedCheckpointError:
+        raise  # names the file and the variable; the model does not matter
+    except CheckpointError as exc:
+        raise CheckpointError(f"{exc}\n(the model was built for --model_variant="
+                              f"{options.model_variant} with {options.num_classes} classes)") \
+            from None
+    logging.info(report.summary())
+    return model

@@ -86,9 +86,9 @@ def _exported_model(path: str, inference: InferenceOptions, num_classes: int):
                                     "apply to checkpoints; an exported model has its scales "
                                     "and flip baked in (export_model.py)")
     try:
-        from deeplab.export.runners import load_exported_model
+        from deeplab.export.loading import load_exported_model
     except ImportError as exc:
-        raise ValueError(f"--model needs deeplab.export.runners, not available here ({exc})") \
+        raise ValueError(f"--model needs deeplab.export.loading, not available here ({exc})") \
             from None
     model = load_exported_model(path)
     if not model.has_probabilities:

@@ -4,7 +4,7 @@
       [--format=frozen,saved_model,onnx,tflite | --format=all] [--tflite_quantize] \\
       [--format=tflite_int8 --calibration_split=train [--quantized_eval_split=val] \\
        --dataset=NAME --dataset_dir=SHARDS] \\
-      [--crop_size=513 --crop_size=513] [--inference_scales=0.5 --inference_scales=1.0 ...] \\
+      [--crop_size=513,513] [--inference_scales=0.5 --inference_scales=1.0 ...] \\
       [--add_flipped_images] [model flags] [--overwrite]
 
 Writes the directory DIR (see deeplab/export/exporter.py for its files). Every artefact takes
@@ -26,7 +26,7 @@ import logging
 from absl import flags
 
 from deeplab import entry
-from deeplab.flags import define_model_flags
+from deeplab.flags import define_model_flags, pair_flag
 from deeplab.utils.names_cache import cached
 from deeplab.utils.run_options import load_model_options
 from deeplab.zoo import flags as zoo_flags
@@ -53,9 +53,10 @@ flags.DEFINE_string("export_path", None,
 flags.DEFINE_integer("num_classes", None,
                      "Number of classes; by default the saved options' or the checkpoint's "
                      "(the original defaulted to 21).")
-flags.DEFINE_multi_integer("crop_size", [513, 513],
-                           "Crop [height, width] (repeat: --crop_size=513 --crop_size=513): "
-                           "inputs are padded to it; larger inputs are shrunk to fit.")
+flags.DEFINE_multi_string("crop_size", ["513", "513"],
+                          "Crop height,width (--crop_size=513,513, or repeated: "
+                          "--crop_size=513 --crop_size=513): inputs are padded to it; larger "
+                          "inputs are shrunk to fit.")
 flags.DEFINE_multi_float("inference_scales", [1.0],
                          "Scales baked into the exported model, e.g. 0.5,0.75,...,1.75 "
                          "(repeat the flag).")
@@ -78,7 +79,8 @@ flags.DEFINE_string("quantized_eval_split", None,
 flags.DEFINE_string("dataset", "synthetic",
                     "Built-in dataset of --dataset_dir (when it has no dataset.json).")
 flags.DEFINE_string("dataset_dir", None, "TFRecord shards for --calibration_split and "
-                    "--quantized_eval_split (default: the built-in synthetic dataset).")
+                    "--quantized_eval_split (default: the training run's, as eval.py; else "
+                    "the built-in synthetic dataset).")
 flags.DEFINE_bool("overwrite", False, "Replace an existing --export_path.")
 define_model_flags(FLAGS)
 zoo_flags.define_model_zoo_flag(FLAGS)
@@ -119,9 +121,7 @@ def _validate_flags() -> None:
     if FLAGS.save_inference_graph:
         raise flags.ValidationError("--save_inference_graph is not supported; the SavedModel "
                                     "(--format=saved_model) holds the unfrozen graph")
-    if len(FLAGS.crop_size) != 2:
-        raise flags.ValidationError(f"--crop_size={FLAGS.crop_size}: give height and width, "
-                                    "as --crop_size=513 --crop_size=513")
+    pair_flag(FLAGS, "crop_size")  # height,width or two repeated flags
 
 
 def _split_input(descriptor, model_variant: str):
@@ -165,8 +165,10 @@ def _dataset_hooks(model_variant: str) -> dict:
     """calibration images and the split evaluator export() takes, from the split flags."""
     if not (FLAGS.calibration_split or FLAGS.quantized_eval_split):
         return {}
-    dataset_dir = entry.resolve_dataset_dir(FLAGS.dataset, FLAGS.dataset_dir)
+    dataset_dir = entry.resolve_dataset_dir(FLAGS.dataset, FLAGS.dataset_dir,
+                                            FLAGS.checkpoint_path)  # the run's, as eval.py
     descriptor = entry.dataset_descriptor(FLAGS.dataset, dataset_dir, bool(FLAGS.dataset_dir))
+    print(f"calibration / quantised evaluation data: {dataset_dir} ({descriptor.name})")
     hooks = {}
     if FLAGS.calibration_split:
         hooks["calibration"] = _calibration_images(dataset_dir, descriptor, model_variant)
@@ -179,7 +181,7 @@ def main(argv):
     import tensorflow as tf
 
     from deeplab.export import exporter, formats
-    from deeplab.export.graph import ExportModule, ExportOptions
+    from deeplab.export.contract import ExportModule, ExportOptions
 
     if len(argv) > 1:
         raise flags.ValidationError(f"unexpected arguments: {' '.join(argv[1:])}")
@@ -192,7 +194,7 @@ def main(argv):
         raise flags.ValidationError(f"--format={calibrated[0]} needs --calibration_split "
                                     "(images that set its activation ranges, e.g. train)")
     exporter.check_destination(FLAGS.export_path, FLAGS.overwrite)  # fail before loading
-    crop = tuple(FLAGS.crop_size)
+    crop = pair_flag(FLAGS, "crop_size")
     export = ExportOptions(crop_size=crop, scales=FLAGS.inference_scales,
                            flip=FLAGS.add_flipped_images)
     options = entry.inference_model_options(FLAGS, FLAGS.checkpoint_path, FLAGS.num_classes,
@@ -203,8 +205,10 @@ def main(argv):
                     overwrite=FLAGS.overwrite, tflite_quantize=FLAGS.tflite_quantize,
                     onnx_opset=FLAGS.onnx_opset, info={"checkpoint": FLAGS.checkpoint_path},
                     **_dataset_hooks(options.model_variant))
-    print(f"exported {', '.join(names)} ({options.model_variant}, output stride "
-          f"{options.output_stride}, crop {list(crop)}, scales {list(export.scales)}"
+    saved = load_model_options(FLAGS.checkpoint_path)
+    stride = exporter.stride_summary(options.output_stride, saved and saved.output_stride)
+    print(f"exported {', '.join(names)} ({options.model_variant}, {stride}, "
+          f"crop {list(crop)}, scales {list(export.scales)}"
           f"{', flipped' if export.flip else ''}) to {FLAGS.export_path}")
 
 

@@ -6,9 +6,17 @@
 --model runs a model written by export_model.py (frozen .pb, SavedModel directory, .onnx or
 .tflite) instead of a checkpoint. Its scales, flips and crop were fixed at export, so
 --eval_scales, --add_flipped_images and the model flags do not apply (the first two are
-rejected); inputs are rounded to uint8, the exported input type.
+rejected); inputs are rounded to uint8, the exported input type. A frozen graph of fixed
+crop (the original's exports, 513x513) gets what the original's demo did: a larger image
+is resized to fit (longer side = crop) and the labels resized back to the image size
+(nearest); --no_resize_to_crop refuses such images instead.
 
-Writes OUT/<stem>.png (one uint8 class index per pixel) per input and, with
+Writes per input, as --output_format says: index (default) OUT/<stem>.png, one uint8 class
+index per pixel (greyscale); palette OUT/<stem>.png, a P-mode PNG holding the same class ids
+shown in the dataset's colours (the VOC/Cityscapes convention); overlay
+OUT/<stem>_overlay.png, the image blended with the colours and a legend naming the classes
+present; all: the palette PNG and the overlay. Class names and colours come from --dataset,
+else the checkpoint's (or the export's checkpoint's) run or zoo entry, else pascal. With
 --save_probabilities, OUT/<stem>_probabilities.npy (float32 [H, W, classes]): the mean of the
 softmax over scales and flips after upsampling to the input size. A label-only frozen graph
 (the original's exports before 2019: SemanticPredictions, no SemanticProbabilities) gives
@@ -38,7 +46,7 @@ from deeplab.flags import (
     pair_flag,
 )
 from deeplab.model.options import DEFAULT_MAX_PIXELS
-from deeplab.utils.image_io import InputError, load_image, save_label_png
+from deeplab.utils.image_io import InputError, load_image, save_label_png, save_palette_png
 from deeplab.zoo import flags as zoo_flags
 
 FLAGS = flags.FLAGS
@@ -47,11 +55,20 @@ flags.DEFINE_string("model", None, "An exported model (frozen .pb, SavedModel di
                     "or .tflite) to run instead of --checkpoint.")
 flags.DEFINE_string("output_dir", None, "Where to write <stem>.png per input.")
 flags.DEFINE_integer("num_classes", None, "Classes; by default read from the checkpoint.")
+flags.DEFINE_enum("output_format", "index", ["index", "palette", "overlay", "all"],
+                  "index: greyscale PNG of class ids; palette: P-mode PNG of class ids in the "
+                  "dataset's colours; overlay: <stem>_overlay.png, image blended with the "
+                  "colours and a legend; all: palette and overlay.")
+flags.DEFINE_string("dataset", None, "Registered dataset naming the classes and colours "
+                    "(default: the one the model was trained on, else pascal colours).")
+flags.DEFINE_boolean("no_resize_to_crop", False, "--model of fixed crop (the original's frozen "
+                     "graphs, 513x513): refuse images larger than the crop instead of resizing "
+                     "them to fit (longer side = crop) and the labels back to the image size.")
 flags.DEFINE_boolean("save_probabilities", False, "Also write <stem>_probabilities.npy.")
 flags.DEFINE_integer("max_image_pixels", DEFAULT_MAX_PIXELS,
                      "Images with more pixels (height x width) run as overlapping windows of at "
                      "most 1025x1025, so memory stays bounded; 0 runs every image whole.")
-flags.DEFINE_list("crop_size", None,
+flags.DEFINE_multi_string("crop_size", None,
                   "Pad every image bottom/right with the mean pixel to this height,width "
                   "(shrinking larger ones to fit), as the original's evaluation and export.")
 define_model_flags(FLAGS)
@@ -89,7 +106,7 @@ def _padded_bands(model, options, inference, crop):
     """Band function padding each image to `crop` exactly as the exported graph does."""
     import tensorflow as tf
 
-    from deeplab.export.graph import ExportOptions, export_probabilities
+    from deeplab.export.contract import ExportOptions, export_probabilities
 
     if inference.window is not None:
         raise flags.ValidationError("--crop_size and --eval_window_size exclude each other")
@@ -108,7 +125,7 @@ def _padded_bands(model, options, inference, crop):
 def _band_function():
     """image float32 [1, H, W, 3] -> iterator of (y0, probabilities float32 [rows, W, C] or
     None, labels [rows, W]) covering the image top to bottom; from --model or --checkpoint."""
-    from deeplab.export.runners import load_exported_model  # TensorFlow: not for --help
+    from deeplab.export.loading import load_exported_model  # TensorFlow: not for --help
     from deeplab.model.predict import Predictor
 
     if FLAGS.model:
@@ -118,7 +135,8 @@ def _band_function():
                 "--eval_scales, --add_flipped_images, --crop_size and the window flags do not "
                 "apply to --model: scales, flips and the crop are baked in at export "
                 "(export_model.py --inference_scales, --add_flipped_images, --crop_size)")
-        return _exported_bands(load_exported_model(FLAGS.model))
+        return _exported_bands(load_exported_model(
+            FLAGS.model, resize_to_crop=not FLAGS.no_resize_to_crop))
     options = entry.inference_model_options(FLAGS, FLAGS.checkpoint, FLAGS.num_classes)
     model = entry.load_model(options, FLAGS.checkpoint)
     inference = dataclasses.replace(inference_options_from_flags(FLAGS),
@@ -135,7 +153,39 @@ def _band_function():
     return bands
 
 
-def _predict_one(band_function, path: str, stem: str) -> None:
+def _classes():
+    """(class names, colour map uint8 [N, 3]) for the palette and overlay outputs."""
+    from deeplab.api import class_names_and_colormap, source_dataset
+
+    dataset, dataset_dir = source_dataset(FLAGS.checkpoint or FLAGS.model)
+    if FLAGS.dataset:
+        dataset, dataset_dir = FLAGS.dataset, None
+    return class_names_and_colormap(dataset, dataset_dir)
+
+
+def _write_labels(labels, image, stem: str, classes) -> None:
+    """Writes the --output_format files of one image (uint8 [1, H, W, 3])."""
+    from deeplab.vis.colormap import overlay, with_legend
+
+    out = os.path.join(FLAGS.output_dir, stem)
+    if FLAGS.output_format == "index":
+        save_label_png(labels, out + ".png")
+        return
+    names, colormap = classes
+    if labels.max() >= len(colormap):
+        raise InputError(f"{stem}: class {labels.max()} has no colour in the "
+                         f"{len(colormap)}-colour map; use --output_format=index")
+    if FLAGS.output_format in ("palette", "all"):
+        save_palette_png(labels, colormap, out + ".png")
+    if FLAGS.output_format in ("overlay", "all"):
+        from PIL import Image
+
+        pixels = np.clip(np.rint(image[0]), 0, 255).astype(np.uint8)
+        blended = with_legend(overlay(pixels, labels, colormap), labels, colormap, names)
+        Image.fromarray(blended).save(out + "_overlay.png")
+
+
+def _predict_one(band_function, path: str, stem: str, classes=None) -> None:
     """Writes <stem>.png (and <stem>_probabilities.npy) band by band."""
     image = load_image(path, keep_uint8=True)[None]
     labels = None
@@ -157,7 +207,7 @@ def _predict_one(band_function, path: str, stem: str) -> None:
     if out is not None:
         out.flush()
         del out
-    save_label_png(labels, os.path.join(FLAGS.output_dir, f"{stem}.png"))
+    _write_labels(labels, image, stem, classes)
 
 
 def main(argv):
@@ -174,9 +224,10 @@ def main(argv):
     if FLAGS.max_image_pixels < 0:
         raise flags.ValidationError("--max_image_pixels must be 0 (no limit) or positive")
     band_function = _band_function()
+    classes = _classes() if FLAGS.output_format != "index" else None
     os.makedirs(FLAGS.output_dir, exist_ok=True)
     for path, stem in zip(inputs, stems, strict=True):
-        _predict_one(band_function, path, stem)
+        _predict_one(band_function, path, stem, classes)
         logging.info("%s -> %s.png", path, stem)
     print(f"wrote {len(inputs)} label map(s) to {FLAGS.output_dir}")
 

@@ -302,7 +302,7 @@ class CheckpointPredictors:
       descriptor: the dataset evaluated.
       inference: scales, flip and window of the Predictor.
       load_model: (ModelOptions, prefix) -> keras.Model built and restored
-        (`deeplab.entry.load_model`).
+        (`deeplab.checkpoints.io.load_model`).
       model_options: prefix -> ModelOptions of that checkpoint (saved options + flags).
     """
 

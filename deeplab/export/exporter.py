@@ -25,11 +25,10 @@ import tempfile
 import tensorflow as tf
 
 from deeplab.export import formats, frozen, onnx, verify
+from deeplab.export.contract import ExportModule
 from deeplab.export.errors import ExportError
-from deeplab.export.graph import ExportModule
-from deeplab.export.runners import load_exported_model
+from deeplab.export.loading import INFO_FILE, load_exported_model
 
-INFO_FILE = "export_info.json"
 # The formats of --format=all; the full list (and every format's file) is the registry,
 # deeplab.export.formats.REGISTRY.
 FORMATS = formats.default_names()
@@ -112,6 +111,15 @@ def _publish(staging: str, export_path: str) -> None:
         raise
     if old:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def stride_summary(exported: int, trained: int | None) -> str:
+    """"output stride N" and, when it is not the one the network was trained at, a note."""
+    if trained is None or trained == exported:
+        return f"output stride {exported}"
+    return (f"output stride {exported}, not the trained {trained} (atrous rates scaled by "
+            f"{trained}/{exported}; finer strides are slower and usually a little more "
+            "accurate)")
 
 
 def export(module: ExportModule, export_path: str, names, overwrite: bool = False,

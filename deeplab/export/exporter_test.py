@@ -12,9 +12,9 @@ import tensorflow as tf
 from PIL import Image
 
 from deeplab.export import exporter, tflite
+from deeplab.export.contract import ExportModule, ExportOptions
 from deeplab.export.errors import ExportError
-from deeplab.export.graph import ExportModule, ExportOptions
-from deeplab.export.runners import load_exported_model
+from deeplab.export.loading import load_exported_model
 from deeplab.export.testing import SMALL_OPTIONS, TINY_OPTIONS, small_model, tiny_model
 
 CROP = (65, 81)

@@ -2,7 +2,7 @@
 
 One `ExportFormat` entry per format: its name (`--format=NAME`), the file (or directory) it
 writes inside the export directory, its writer, its loader and the tolerance its artefact
-must meet against the Keras model. The exporter, the loader (`deeplab.export.runners`) and
+must meet against the Keras model. The exporter, the loader (`deeplab.export.loading`) and
 export_model.py's flag help all read this registry; an unknown name is an ExportError.
 
 Adding a format = one module with its writer (and, for a new runtime, its loader) plus one
@@ -20,8 +20,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from deeplab.export import verify
+from deeplab.export.contract import ExportModule
 from deeplab.export.errors import ExportError
-from deeplab.export.graph import ExportModule
 from deeplab.utils.registry import Registry
 
 
@@ -128,24 +128,24 @@ def by_suffix(suffix: str) -> ExportFormat | None:
 
 
 def _register_builtin() -> None:
-    from deeplab.export import frozen, int8, onnx, runners, saved_model, tflite  # noqa: PLC0415
+    from deeplab.export import frozen, int8, onnx, runtimes, saved_model, tflite  # noqa: PLC0415
 
     register(ExportFormat("frozen", frozen.FILE_NAME,
                           lambda s, p: frozen.write_frozen_graph(s.frozen_function, p),
-                          runners.FrozenGraphModel))
+                          runtimes.FrozenGraphModel))
     register(ExportFormat("saved_model", saved_model.DIR_NAME,
                           lambda s, p: saved_model.write_saved_model(s.module, p),
-                          runners.SavedModelModel))
+                          runtimes.SavedModelModel))
     register(ExportFormat("onnx", onnx.FILE_NAME,
                           lambda s, p: onnx.write_onnx(s.frozen_function, p, s.onnx_opset),
-                          runners.OnnxModel, requires=onnx.PACKAGES))
+                          runtimes.OnnxModel, requires=onnx.PACKAGES))
     register(ExportFormat("tflite", tflite.FILE_NAME,
                           lambda s, p: tflite.write_tflite(s.frozen_function, p),
-                          runners.TfliteModel))
+                          runtimes.TfliteModel))
     register(ExportFormat("tflite_dynamic_range", tflite.QUANTIZED_FILE_NAME,
                           lambda s, p: tflite.write_tflite(s.frozen_function, p, quantize=True),
-                          runners.TfliteModel, verify.QUANTIZED, in_all=False))
-    register(ExportFormat("tflite_int8", int8.FILE_NAME, int8.write_int8, runners.TfliteModel,
+                          runtimes.TfliteModel, verify.QUANTIZED, in_all=False))
+    register(ExportFormat("tflite_int8", int8.FILE_NAME, int8.write_int8, runtimes.TfliteModel,
                           int8.TOLERANCE, in_all=False, needs_calibration=True))
 
 

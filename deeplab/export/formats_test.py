@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from deeplab.export import exporter, formats
+from deeplab.export.contract import ExportModule, ExportOptions
 from deeplab.export.errors import ExportError
-from deeplab.export.graph import ExportModule, ExportOptions
-from deeplab.export.runners import detect_format, load_exported_model
+from deeplab.export.loading import detect_format, load_exported_model
 from deeplab.export.testing import TINY_OPTIONS, tiny_model
 from deeplab.export.verify import sample_images
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 import tensorflow as tf
 from tensorflow.python.framework import convert_to_constants
 
+from deeplab.export.contract import INPUT_NAME, LABELS_NAME, PROBABILITIES_NAME, ExportModule
 from deeplab.export.errors import ExportError
-from deeplab.export.graph import INPUT_NAME, LABELS_NAME, PROBABILITIES_NAME, ExportModule
 
 FILE_NAME = "frozen_inference_graph.pb"
 REQUIRED_NODES = {INPUT_NAME: "Placeholder", LABELS_NAME: "Identity",

@@ -5,7 +5,7 @@ by running the float graph on the calibration images (a split of the dataset, se
 export_model.py --calibration_split). The interface is the float model's: uint8
 `ImageTensor` [1, ?, ?, 3] in, float32 probabilities and int32 labels out (the
 converter adds the (de)quantise ops at the edges); ops without an int8 kernel stay float.
-Run it with `deeplab.export.runners.TfliteModel` (XNNPACK's int8 kernels).
+Run it with `deeplab.export.runtimes.TfliteModel` (XNNPACK's int8 kernels).
 
 Verification is looser than for float formats: int8 moves probabilities by a few percent,
 so the check is on label agreement (>= 90 % on the verification images, a random-weight

@@ -11,8 +11,8 @@ from __future__ import annotations
 import importlib.util
 import logging
 
+from deeplab.export.contract import INPUT_NAME, LABELS_NAME, PROBABILITIES_NAME
 from deeplab.export.errors import ExportError
-from deeplab.export.graph import INPUT_NAME, LABELS_NAME, PROBABILITIES_NAME
 
 FILE_NAME = "model.onnx"
 DEFAULT_OPSET = 17

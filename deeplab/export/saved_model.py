@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from deeplab.export.graph import ExportModule
+from deeplab.export.contract import ExportModule
 from deeplab.utils.quiet import cpp_stderr
 
 DIR_NAME = "saved_model"

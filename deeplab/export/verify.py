@@ -13,8 +13,8 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
+from deeplab.export.contract import ExportModule
 from deeplab.export.errors import ExportError
-from deeplab.export.graph import ExportModule
 
 
 @dataclasses.dataclass(frozen=True)

@@ -14,8 +14,8 @@ from deeplab.checkpoints.io import model_checkpoint, restore_model, variable_map
 from deeplab.data.pipeline import InputOptions
 from deeplab.datasets.synthetic import write_synthetic_dataset
 from deeplab.export import int8
+from deeplab.export.contract import ExportModule, ExportOptions
 from deeplab.export.frozen import freeze
-from deeplab.export.graph import ExportModule, ExportOptions
 from deeplab.export.testing import redraw_logits
 from deeplab.model import folded_conv, quantize
 from deeplab.model.deeplab import build_model

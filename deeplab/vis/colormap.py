@@ -133,6 +133,44 @@ def overlay(image, label, name: str, alpha: float = 0.5,
     return blended
 
 
+def with_legend(image, label, colors, class_names=()) -> np.ndarray:
+    """`image` with a legend below it: one swatch and name per class present in `label`.
+
+    Args:
+      image: uint8 [H, W, 3] (e.g. an `overlay`).
+      label: integer [H, W].
+      colors: uint8 [N, 3] RGB colour map, or a colour-map name.
+      class_names: one name per class; class ids are shown when absent.
+
+    Returns:
+      uint8 [H + 14 * rows, W, 3]: a white band of 14-pixel rows below the image.
+    """
+    from PIL import Image, ImageDraw  # noqa: PLC0415 - only drawing needs Pillow
+
+    colormap = create_colormap(colors)
+    present = np.unique(_as_label(label))
+    names = [class_names[c] if c < len(class_names) else str(c) for c in present]
+    width = image.shape[1]
+    entries = [12 + 6 * len(n) + 8 for n in names]  # swatch + ~6 px per character + gap
+    rows, x = 1, 0
+    for w in entries:
+        if x and x + w > width:
+            rows, x = rows + 1, 0
+        x += w
+    canvas = Image.new("RGB", (width, image.shape[0] + 14 * rows), "white")
+    canvas.paste(Image.fromarray(np.asarray(image, np.uint8)), (0, 0))
+    draw = ImageDraw.Draw(canvas)
+    x, y = 0, image.shape[0]
+    for c, name, w in zip(present, names, entries, strict=True):
+        if x and x + w > width:
+            x, y = 0, y + 14
+        draw.rectangle((x + 1, y + 2, x + 10, y + 11), fill=tuple(int(v) for v in colormap[c]),
+                       outline="black")
+        draw.text((x + 13, y + 1), name, fill="black")
+        x += w
+    return np.asarray(canvas)
+
+
 def cityscapes_train_id_to_label_id(label) -> np.ndarray:
     """Maps Cityscapes train ids to the official label ids, for the evaluation server.
 

@@ -88,7 +88,7 @@ def build_tarballs(out_dir: str, top: str = "deeplab_tiny") -> dict[str, str]:
 
 def _write_frozen_graph(model, options, folder: str) -> None:
     from deeplab.export import frozen
-    from deeplab.export.graph import ExportModule, ExportOptions
+    from deeplab.export.contract import ExportModule, ExportOptions
 
     module = ExportModule(model, options, ExportOptions(crop_size=CROP))
     frozen.write_frozen_graph(frozen.freeze(module), os.path.join(folder, frozen.FILE_NAME))
@@ -101,9 +101,9 @@ def tarball_from_checkpoint(prefix: str, options, path: str, top: str = "deeplab
     import glob
     import shutil
 
-    from deeplab.entry import load_model
+    from deeplab.checkpoints.io import load_model
     from deeplab.export import frozen
-    from deeplab.export.graph import ExportModule, ExportOptions
+    from deeplab.export.contract import ExportModule, ExportOptions
 
     model = load_model(options, prefix)
     with tempfile.TemporaryDirectory() as tmp:

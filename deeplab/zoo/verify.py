@@ -125,7 +125,7 @@ def check_parity(entry: ZooEntry, folder: str, output_stride: int | None = None,
     Raises ZooError naming agreement and probability difference when agreement is below
     MIN_AGREEMENT (99.9 %).
     """
-    from deeplab.entry import load_model
+    from deeplab.checkpoints.io import load_model
     from deeplab.model.predict import Predictor
 
     graph_settings = entry.frozen_graph or {}

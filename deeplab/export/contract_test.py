@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from deeplab.export.frozen import freeze
-from deeplab.export.graph import (
+from deeplab.export.contract import (
     ExportModule,
     ExportOptions,
     export_probabilities,
     fit_size,
     mean_pixel,
 )
+from deeplab.export.frozen import freeze
 from deeplab.export.testing import TINY_OPTIONS, tiny_folded_model, tiny_model
 from deeplab.model.layers import resize_bilinear_align_corners
 from deeplab.model.predict import Predictor, logits_stride, multi_scale_probabilities

@@ -1,26 +1,26 @@
-"""Running exported models: one loader for every format, detected from the path.
+"""The runtimes of exported models: one class per runtime (TF1 session, SavedModel, ONNX
+Runtime, TFLite), each an `ExportedModel`; `deeplab.export.loading` picks one from a path.
 
-    model = load_exported_model(path)
+    model = FrozenGraphModel(path)
     probabilities = model(images)      # [B, H, W, 3] uint8/float -> float32 [B, H, W, C]
 
 `path` is one artefact of export_model.py: a frozen graph (`*.pb`), a SavedModel directory,
 an ONNX file (`*.onnx`) or a TFLite file (`*.tflite`); or an export directory holding
-exactly one of them. Every format runs the same computation (see `deeplab.export.graph`):
+exactly one of them. Every format runs the same computation (see `deeplab.export.contract`):
 the image is padded to (or shrunk to fit) the crop size baked in at export, scales and flips
 are baked in too, and the result is at the input size.
 """
 
 from __future__ import annotations
 
-import os
 import warnings
 
 import numpy as np
 import tensorflow as tf
 
 from deeplab.export import frozen, onnx, saved_model
+from deeplab.export.contract import INPUT_NAME, LABELS_NAME, PROBABILITIES_NAME
 from deeplab.export.errors import ExportError
-from deeplab.export.graph import INPUT_NAME, LABELS_NAME, PROBABILITIES_NAME
 from deeplab.utils.quiet import cpp_stderr
 
 
@@ -169,81 +169,90 @@ def _tflite_interpreter(path: str, num_threads: int | None):
 
 
 class TfliteModel(ExportedModel):
-    """model.tflite / model_dynamic_range.tflite, resized to each input's shape."""
+    """A TFLite DeepLab: ours (model.tflite, model_dynamic_range.tflite, model_int8.tflite:
+    uint8 input of any size, probabilities out) or a foreign one, whose signature is read
+    and adapted (Google's deeplabv3_257_mv_gpu.tflite: float input in [-1, 1] of fixed size,
+    logits out):
+
+    - input uint8: raw pixels; float: pixels / 127.5 - 1 (MobileNet's [-1, 1]).
+    - a fixed input size (no -1 in its signature): each image resized to it (bilinear) and
+      the results resized back to the image size (nearest neighbour).
+    - output float [1, H, W, C]: probabilities when every pixel's values are >= 0 and sum
+      to 1, else logits (a softmax is taken); integer [1, H, W]: labels only.
+    """
 
     format = "tflite"
 
     def __init__(self, path: str, num_threads: int | None = None):
         super().__init__(path)
         self._interpreter = _tflite_interpreter(path, num_threads)
-        self._input = self._interpreter.get_input_details()[0]["index"]
-        outputs = [d for d in self._interpreter.get_output_details()
-                   if d["dtype"] == np.float32 and len(d["shape_signature"]) == 4]
-        if len(outputs) != 1:
-            raise ExportError(f"{path}: expected one float32 [1, H, W, C] output, found "
-                              f"{[d['name'] for d in self._interpreter.get_output_details()]}")
-        self._output = outputs[0]["index"]
+        details = self._interpreter.get_input_details()[0]
+        self._input, self._input_dtype = details["index"], details["dtype"]
+        signature = details["shape_signature"]
+        self.fixed_size = None if _dynamic(signature) else tuple(int(v) for v in signature[1:3])
+        outputs = self._interpreter.get_output_details()
+        scores = [d for d in outputs if d["dtype"] == np.float32 and len(d["shape"]) == 4]
+        labels = [d for d in outputs if np.issubdtype(d["dtype"], np.integer)
+                  and len(d["shape"]) == 3]
+        if len(scores) == 1:
+            self._output = scores[0]["index"]
+        elif len(labels) == 1:
+            self._output, self.has_probabilities = labels[0]["index"], False
+        else:
+            raise ExportError(f"{path}: expected one float32 [1, H, W, C] output (probabilities "
+                              "or logits) or one integer [1, H, W] output (labels), found "
+                              f"{[(d['name'], d['dtype'].__name__) for d in outputs]}")
         self._shape = None
 
+    def __call__(self, images) -> np.ndarray:
+        if not self.has_probabilities:
+            raise ExportError(f"{self.path}: this TFLite model outputs labels only: "
+                              "probabilities are not available")
+        return super().__call__(images)
+
+    def labels(self, images) -> np.ndarray:
+        if self.has_probabilities:
+            return super().labels(images)
+        images = as_uint8_images(images)
+        return np.concatenate([self._invoke(image[None]) for image in images]).astype(np.int32)
+
     def _run(self, image):
-        if self._shape != image.shape:
-            self._interpreter.resize_tensor_input(self._input, image.shape)
+        out = self._invoke(image)
+        total = out.sum(-1)
+        # quantised probabilities sum to 1 within a few 1/256; logits are neither >= 0 nor so
+        if out.min() < 0 or not np.allclose(total, 1.0, atol=0.05):
+            out = np.exp(out - out.max(-1, keepdims=True))
+            out /= out.sum(-1, keepdims=True)
+        return out.astype(np.float32)
+
+    def _invoke(self, image: np.ndarray) -> np.ndarray:
+        """uint8 [1, H, W, 3] -> the raw output [1, H, W, ...] at the image size."""
+        size = image.shape[1:3]
+        if self.fixed_size is not None and size != self.fixed_size:
+            image = tf.image.resize(image, self.fixed_size).numpy()
+        if self._input_dtype == np.uint8:
+            feed = np.clip(np.rint(image), 0, 255).astype(np.uint8)
+        else:
+            feed = (image.astype(np.float32) / 127.5 - 1.0).astype(self._input_dtype)
+        if self._shape != feed.shape:
+            if self.fixed_size is None:
+                self._interpreter.resize_tensor_input(self._input, feed.shape)
             with cpp_stderr():  # `INFO: Created TensorFlow Lite XNNPACK delegate for CPU.`
                 self._interpreter.allocate_tensors()
-            self._shape = image.shape
-        self._interpreter.set_tensor(self._input, image)
+            self._shape = feed.shape
+        self._interpreter.set_tensor(self._input, feed)
         self._interpreter.invoke()
-        return self._interpreter.get_tensor(self._output).copy()
+        out = self._interpreter.get_tensor(self._output).copy()
+        return resize_nearest(out[0], size)[None] if out.shape[1:3] != size else out
 
 
-def artefacts_in(directory: str) -> list[str]:
-    """Paths of the exported models directly inside `directory` (sorted)."""
-    found = []
-    for name in sorted(os.listdir(directory)):
-        full = os.path.join(directory, name)
-        if os.path.isfile(full) and _by_suffix(os.path.splitext(name)[1]) is not None:
-            found.append(full)
-        elif os.path.isfile(os.path.join(full, "saved_model.pb")):
-            found.append(full)
-    return found
+def resize_nearest(values: np.ndarray, size) -> np.ndarray:
+    """[h, w, ...] -> [size[0], size[1], ...] by nearest neighbour (pixel centres)."""
+    rows = ((np.arange(size[0]) + 0.5) * values.shape[0] / size[0]).astype(np.int64)
+    cols = ((np.arange(size[1]) + 0.5) * values.shape[1] / size[1]).astype(np.int64)
+    return values[rows][:, cols]
 
 
-def detect_format(path: str) -> tuple[str, str]:
-    """(format, artefact path) for `path`; ExportError when it is none of the formats."""
-    if not os.path.exists(path):
-        raise ExportError(f"{path}: no such exported model")
-    if os.path.basename(path) == "saved_model.pb":
-        path = os.path.dirname(path) or "."
-    if os.path.isdir(path):
-        if os.path.isfile(os.path.join(path, "saved_model.pb")):
-            return "saved_model", path
-        found = artefacts_in(path)
-        if len(found) != 1:
-            detail = f"holds {len(found)}: {', '.join(found)}" if found else "holds none"
-            raise ExportError(f"{path}: pass one exported model (frozen .pb, SavedModel "
-                              f"directory, .onnx or .tflite); this directory {detail}")
-        return detect_format(found[0])
-    fmt = _by_suffix(os.path.splitext(path)[1])
-    if fmt is None:
-        raise ExportError(f"{path}: unknown exported-model format (expected a frozen .pb, a "
-                          "SavedModel directory, .onnx or .tflite)")
-    return fmt.name, path
-
-
-def load_exported_model(path: str, **kwargs) -> ExportedModel:
-    """The exported model at `path`, ready to call; see the module docstring.
-
-    kwargs go to the format's loader (TFLite: num_threads). Raises ExportError (a
-    ValueError) naming the path when it is missing, of an unknown format or unreadable.
-    """
-    from deeplab.export import formats  # noqa: PLC0415 - the registry imports this module
-
-    fmt, artefact = detect_format(path)
-    return formats.get(fmt).load(artefact, **kwargs)
-
-
-def _by_suffix(suffix: str):
-    """The registered format whose loader reads files ending with `suffix`, or None."""
-    from deeplab.export import formats  # noqa: PLC0415 - the registry imports this module
-
-    return formats.by_suffix(suffix)
+def _dynamic(signature) -> bool:
+    """True when a [1, H, W, 3] input signature has a free height or width."""
+    return any(int(v) < 0 for v in signature[1:3])
