@@ -14,12 +14,20 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TF's C++ start-up cha
 
 from absl import app, flags  # noqa: E402
 
-from deeplab.checkpoints.io import load_model  # noqa: E402, F401 - the entry points' loader
 from deeplab.flags import model_options_from_flags, overridden_fields  # noqa: E402
 from deeplab.model.options import ModelOptions  # noqa: E402
 from deeplab.utils.run_options import load_model_options, load_run_options  # noqa: E402
 
 # TensorFlow is imported by the functions that need it, so that `--help` does not wait for it
+
+
+
+def load_model(options: ModelOptions, checkpoint: str):
+    """deeplab.checkpoints.io.load_model, imported when called (it imports TensorFlow)."""
+    from deeplab.checkpoints.io import load_model as load
+
+    return load(options, checkpoint)
+
 
 USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, flags.ValidationError)
 
