@@ -93,9 +93,12 @@ def test_predict_sees_weights_changed_through_keras_model(zoo_name, image):
 
 def test_export_then_load_the_exported_model(zoo_name, image, tmp_path):
     model = deeplab.load(zoo_name)
-    model.export(str(tmp_path / "exported"), formats="frozen", crop_size=testing.CROP,
-                 log=lambda *a: None)  # one format as a plain string
+    model.export(str(tmp_path / "exported"), formats="frozen,saved_model",
+                 crop_size=testing.CROP, log=lambda *a: None)  # formats as a plain string
     exported = deeplab.load(str(tmp_path / "exported" / "frozen_inference_graph.pb"))
+    saved_model = deeplab.load(str(tmp_path / "exported" / "saved_model"))
+    assert saved_model.class_names == model.class_names  # export_info.json one folder up
+    assert_labels_agree(saved_model.predict(image), model.predict(image))
     with pytest.raises(ValueError, match="network is fixed; num_classes, output_stride"):
         deeplab.load(str(tmp_path / "exported" / "frozen_inference_graph.pb"),
                      output_stride=8, num_classes=3)
