@@ -36,11 +36,12 @@ flags.DEFINE_boolean("verbose", False, "Show TensorFlow's C++ start-up and expor
                      "(also DEEPLAB_VERBOSE=1).")
 
 
-def run(main, doc: str | None = None) -> None:
+def run(main, doc: str | None = None, takes_arguments: bool = False) -> None:
     """absl `app.run(main)`, with user errors reported as `error: ...` and exit status 2.
 
     doc: the program's description for `--help` (absl prints `__main__`'s docstring, which
     is a wrapper's or a console script's otherwise).
+    takes_arguments: main reads positional arguments; otherwise any is a user error.
     """
     from deeplab.utils import quiet
 
@@ -56,6 +57,8 @@ def run(main, doc: str | None = None) -> None:
 
     def guarded(argv):
         try:
+            if len(argv) > 1 and not takes_arguments:
+                raise flags.ValidationError(f"unexpected arguments: {' '.join(argv[1:])}")
             return main(argv)
         except USER_ERRORS as exc:
             print(f"error: {exc}", file=sys.stderr)

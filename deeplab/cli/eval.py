@@ -128,8 +128,6 @@ def _evaluate(predictor, descriptor, input_options, outputs, step, info) -> None
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise flags.ValidationError(f"unexpected arguments: {' '.join(argv[1:])}")
     from deeplab.evaluate import continuous
     from deeplab.evaluate.summaries import EvalOutputs, miou_tag
 

@@ -183,8 +183,6 @@ def main(argv):
     from deeplab.export import exporter, formats
     from deeplab.export.contract import ExportModule, ExportOptions
 
-    if len(argv) > 1:
-        raise flags.ValidationError(f"unexpected arguments: {' '.join(argv[1:])}")
     zoo_flags.resolve_checkpoint_flag(FLAGS, "checkpoint_path")
     _validate_flags()
     tf.get_logger().setLevel(logging.ERROR)  # converters' deprecation chatter

@@ -234,7 +234,7 @@ def main(argv):
 
 def run() -> None:
     """Console script deeplab-predict; also `python predict.py` from a checkout."""
-    entry.run(main, __doc__)
+    entry.run(main, __doc__, takes_arguments=True)
 
 
 if __name__ == "__main__":

@@ -45,8 +45,6 @@ def data_options(model_options):
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise flags.ValidationError(f"unexpected arguments: {' '.join(argv[1:])}")
     if not FLAGS.train_logdir:
         raise flags.ValidationError("--train_logdir is required")
     check_cluster_flags(FLAGS)

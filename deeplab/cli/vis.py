@@ -118,8 +118,6 @@ def _visualize(predictor, descriptor, visualizer: Visualizer) -> int:
 def main(argv):
     from deeplab.evaluate import continuous
 
-    if len(argv) > 1:
-        raise flags.ValidationError(f"unexpected arguments: {' '.join(argv[1:])}")
     zoo_flags.resolve_checkpoint_flag(FLAGS, "checkpoint_dir")
     _check_flags()
     descriptor = entry.checkpoint_split(FLAGS, FLAGS.vis_split)

@@ -31,11 +31,8 @@ class AdeItem:
 
 def find_ade_dir(ade20k_root: str) -> str:
     """The folder holding images/ and annotations/."""
-    for candidate in (ade20k_root, os.path.join(ade20k_root, "ADEChallengeData2016")):
-        if os.path.isdir(os.path.join(candidate, "images")):
-            return candidate
-    raise build_data.ConversionError(f"{ade20k_root}: no images/ folder (expected "
-                                     "ADEChallengeData2016)")
+    return build_data.find_folder(ade20k_root, ("ADEChallengeData2016",), "images",
+                                  "ADEChallengeData2016")
 
 
 def split_items(ade_dir: str, folder: str) -> list[AdeItem]:

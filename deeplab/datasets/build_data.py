@@ -49,6 +49,15 @@ class ConversionError(ValueError):
     """A converter input problem; the message names the file and what is wrong."""
 
 
+def find_folder(root: str, subfolders: Sequence[str], marker: str, expected: str) -> str:
+    """The first of root and root/<subfolder> (in order) that holds the folder `marker`;
+    ConversionError naming root, the marker and `expected` (what root should be) otherwise."""
+    for candidate in (root, *(os.path.join(root, sub) for sub in subfolders)):
+        if os.path.isdir(os.path.join(candidate, marker)):
+            return candidate
+    raise ConversionError(f"{root}: no {marker}/ folder (expected {expected})")
+
+
 class InvalidPairError(ConversionError):
     """One image/label pair cannot be used (skipped with --skip_invalid)."""
 

@@ -39,21 +39,14 @@ class VocItem:
 
 def find_voc_dir(voc_root: str) -> str:
     """The folder holding JPEGImages/ (voc_root, voc_root/VOC2012 or .../VOCdevkit/VOC2012)."""
-    for candidate in (voc_root, os.path.join(voc_root, "VOC2012"),
-                      os.path.join(voc_root, "VOCdevkit", "VOC2012")):
-        if os.path.isdir(os.path.join(candidate, "JPEGImages")):
-            return candidate
-    raise build_data.ConversionError(f"{voc_root}: no JPEGImages/ folder (expected the "
-                                     "VOC2012 folder of VOCdevkit)")
+    return build_data.find_folder(voc_root, ("VOC2012", os.path.join("VOCdevkit", "VOC2012")),
+                                  "JPEGImages", "the VOC2012 folder of VOCdevkit")
 
 
 def find_sbd_dir(sbd_root: str) -> str:
     """The SBD folder holding cls/ (sbd_root or sbd_root/dataset)."""
-    for candidate in (sbd_root, os.path.join(sbd_root, "dataset")):
-        if os.path.isdir(os.path.join(candidate, "cls")):
-            return candidate
-    raise build_data.ConversionError(f"{sbd_root}: no cls/ folder (expected SBD's "
-                                     "benchmark_RELEASE or its dataset/ folder)")
+    return build_data.find_folder(sbd_root, ("dataset",), "cls",
+                                  "SBD's benchmark_RELEASE or its dataset/ folder")
 
 
 def read_sbd_label(path: str) -> np.ndarray:
