@@ -185,3 +185,21 @@ def test_registered_losses_train_with_their_weighted_terms(monkeypatch, tmp_path
         "weight_decay"], rel=1e-5)
     for term in terms:
         assert last[term] < first[term], (term, first[term], last[term])
+
+
+@pytest.mark.parametrize("name", list(losses.LOSSES))
+def test_every_registered_loss_keeps_the_contract(batch, name):
+    """Each registered loss, at its default hyperparameters: named terms of the contract's
+    types, finite and positive on random logits, with a gradient that reaches the logits
+    and ignores the ignored pixels."""
+    logits, labels = batch
+    logits = tf.Variable(logits)
+    with tf.GradientTape() as tape:
+        terms = losses.get_loss(name)()(logits, labels, losses.LossSpec(C, 255))
+        total = tf.add_n([losses.replica_term(term) for term in terms.values()])
+    assert terms and all(isinstance(t, (losses.PixelLosses, losses.RegionLoss))
+                         for t in terms.values())
+    assert np.isfinite(float(total)) and float(total) > 0
+    gradient = tape.gradient(total, logits).numpy()
+    assert np.abs(gradient).max() > 0
+    np.testing.assert_array_equal(gradient[0, :2], 0.0)  # the batch's ignored rows
