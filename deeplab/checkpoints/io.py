@@ -169,6 +169,23 @@ def stale_temporaries(folder: str) -> list[str]:
                   or n.startswith("checkpoint.tmp"))
 
 
+def numbered_checkpoints(folder: str, name: str) -> list[str]:
+    """Prefixes `<folder>/<name>-<N>` that have an index file, oldest step first.
+
+    The state file `checkpoint` is written after a save's index, so a run killed in between
+    leaves a whole checkpoint the state file does not list; this finds it too."""
+    pattern = re.compile(re.escape(name) + r"-(\d+)\.index$")
+    steps = sorted(int(m.group(1)) for n in (os.listdir(folder) if os.path.isdir(folder) else [])
+                   if (m := pattern.match(n)))
+    return [os.path.join(folder, f"{name}-{step}") for step in steps]
+
+
+def checkpoint_step(prefix: str) -> int:
+    """N of a `...-N` checkpoint prefix; -1 when it has none."""
+    found = re.search(r"-(\d+)$", prefix)
+    return int(found.group(1)) if found else -1
+
+
 def _leaf_layers(model: keras.Model):
     for layer in all_layers(model):
         if layer.weights and not getattr(layer, "layers", None):

@@ -39,9 +39,11 @@ import tensorflow as tf
 from deeplab.checkpoints.io import (
     USE_ANOTHER,
     CheckpointError,
+    checkpoint_step,
     describe_failure,
     last_layer_scopes,
     model_checkpoint,
+    numbered_checkpoints,
     partial_save_paths,
     remove_paths,
     restore_model,
@@ -170,9 +172,7 @@ class Trainer:
                 quantize.attach(self.model, self.optimizer.iterations,
                                 model_options.quantize_delay_step)
             self.checkpoint = model_checkpoint(self.model, optimizer=self.optimizer)
-        self.manager = tf.train.CheckpointManager(
-            self.checkpoint, self._checkpoint_dir(), max_to_keep=options.keep_checkpoint_max,
-            checkpoint_name=CHECKPOINT_NAME, step_counter=self.optimizer.iterations)
+        self.manager = self._checkpoint_manager()
         self.multipliers = gradient_multipliers(self.model, options)
         # the network's training forward, with the activations of options.recompute
         # computed again in the backward pass instead of kept
@@ -189,6 +189,12 @@ class Trainer:
             return self.options.train_logdir
         return os.path.join(self.options.train_logdir, f".worker{worker_id(self.strategy)}")
 
+    def _checkpoint_manager(self) -> tf.train.CheckpointManager:
+        """Reads the state file of the checkpoint folder; saves as model.ckpt-<step>."""
+        return tf.train.CheckpointManager(
+            self.checkpoint, self._checkpoint_dir(), max_to_keep=self.options.keep_checkpoint_max,
+            checkpoint_name=CHECKPOINT_NAME, step_counter=self.optimizer.iterations)
+
     def intact_checkpoint(self) -> str | None:
         """The newest checkpoint of train_logdir whose every tensor reads back intact.
 
@@ -196,7 +202,10 @@ class Trainer:
         checkpoints but none is intact. None for a new run.
         """
         damaged = []
-        for prefix in reversed(self.manager.checkpoints):
+        listed = list(self.manager.checkpoints)
+        on_disk = numbered_checkpoints(self._checkpoint_dir(), CHECKPOINT_NAME)
+        candidates = sorted({os.path.normpath(p) for p in listed + on_disk}, key=checkpoint_step)
+        for prefix in reversed(candidates):
             try:
                 verify_checkpoint(prefix)
             except CheckpointError as exc:
@@ -204,11 +213,34 @@ class Trainer:
                                 str(exc).removesuffix(f"; {USE_ANOTHER}"))
                 damaged.append(str(exc))
                 continue
+            if prefix not in map(os.path.normpath, listed):
+                self._adopt(prefix, listed)
             return prefix
         if damaged:
             raise CheckpointError(f"{self._checkpoint_dir()}: every checkpoint is damaged "
                                   f"({damaged[0]}); move them away to train anew")
         return None
+
+    def _adopt(self, prefix: str, listed: list[str]) -> None:
+        """Lists a whole checkpoint that a kill kept out of the state file, so the manager
+        resumes its numbering from it and deletes it in turn (keep_checkpoint_max)."""
+        logging.info("%s is whole but was not in the checkpoint state file (the run was "
+                     "stopped while saving it); resuming from it", prefix)
+        state = tf.train.get_checkpoint_state(self._checkpoint_dir())
+        stamps = list(state.all_model_checkpoint_timestamps) if state else []
+        if len(stamps) != len(listed):
+            stamps = [os.path.getmtime(p + ".index") for p in listed]
+        tf_logger = logging.getLogger("tensorflow")
+        level = tf_logger.level
+        tf_logger.setLevel(logging.ERROR)  # the v1 call warns that it is deprecated
+        try:
+            tf.compat.v1.train.update_checkpoint_state(
+                self._checkpoint_dir(), prefix, all_model_checkpoint_paths=listed + [prefix],
+                all_model_checkpoint_timestamps=stamps + [os.path.getmtime(prefix + ".index")],
+                last_preserved_timestamp=state.last_preserved_timestamp if state else 0.0)
+        finally:
+            tf_logger.setLevel(level)
+        self.manager = self._checkpoint_manager()
 
     def restore(self) -> None:
         """Resumes from train_logdir, else starts from tf_initial_checkpoint, else from init."""

@@ -230,6 +230,23 @@ def test_damaged_newest_checkpoint_resumes_from_the_newest_intact_one(data, tmp_
     assert not os.path.exists(tmp_path / "model.ckpt-3_temp")
 
 
+def test_a_whole_checkpoint_the_state_file_misses_is_resumed_from(data, tmp_path, caplog):
+    """A kill between writing model.ckpt-N.index and the state file: step N is not lost."""
+    Trainer(MODEL, options(tmp_path, training_number_of_steps=1), data, strategy()).run()
+    state_before_step_2 = (tmp_path / "checkpoint").read_text()
+    Trainer(MODEL, options(tmp_path, training_number_of_steps=2), data, strategy()).run()
+    (tmp_path / "checkpoint").write_text(state_before_step_2)
+    again = Trainer(MODEL, options(tmp_path, training_number_of_steps=4, save_interval_steps=1,
+                                   keep_checkpoint_max=2), data, strategy())
+    with caplog.at_level(logging.INFO):
+        again.restore()
+    assert again.step == 2
+    assert "model.ckpt-2 is whole but was not in the checkpoint state file" in caplog.text
+    again.run()
+    assert tf.train.latest_checkpoint(str(tmp_path)).endswith("model.ckpt-4")
+    assert _indexes(tmp_path) == ["model.ckpt-3.index", "model.ckpt-4.index"]
+
+
 def test_every_checkpoint_damaged_is_an_error_that_leaves_the_run_alone(first_run, data,
                                                                        tmp_path):
     logdir = _copy(first_run, tmp_path)
