@@ -65,7 +65,8 @@ def test_continuous_eval_writes_outputs_equal_to_the_library(tiny_run, tmp_path)
     from deeplab import entry
     from deeplab.data.descriptors import load_descriptor
     from deeplab.evaluate import evaluator
-    from deeplab.model.predict import InferenceOptions, Predictor
+    from deeplab.inference.checkpoint_model import CheckpointModel
+    from deeplab.model.predict import InferenceOptions
 
     run_options.mark_training_done(tiny_run["train"])
     logdir = tmp_path / "eval"
@@ -75,9 +76,9 @@ def test_continuous_eval_writes_outputs_equal_to_the_library(tiny_run, tmp_path)
                     "--eval_window_stride=16,24", "--eval_interval_secs=0")
     # Meanwhile the same evaluation in-process.
     descriptor = load_descriptor(tiny_run["data"])
-    predictor = Predictor(entry.load_model(tiny_run["options"], tiny_run["prefix"]),
-                          tiny_run["options"], InferenceOptions(window=(32, 32),
-                                                                window_stride=(16, 24)))
+    predictor = CheckpointModel(entry.load_model(tiny_run["options"], tiny_run["prefix"]),
+                                tiny_run["options"], InferenceOptions(window=(32, 32),
+                                                                      window_stride=(16, 24)))
     expected = evaluator.run_evaluation(predictor, tiny_run["data"], "val", descriptor,
                                         evaluator.eval_input_options(descriptor, None),
                                         progress=False)

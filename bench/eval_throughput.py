@@ -56,7 +56,8 @@ def main(argv=None) -> None:
 
     from deeplab.datasets.synthetic import DEFAULT_IMAGE_SIZE, ensure_synthetic_dataset
     from deeplab.evaluate import evaluator
-    from deeplab.model.predict import InferenceOptions, Predictor
+    from deeplab.inference.checkpoint_model import CheckpointModel
+    from deeplab.model.predict import InferenceOptions
 
     dataset_dir, descriptor = ensure_synthetic_dataset(args.dataset_dir)
     model, options = _model(args, descriptor.num_classes)
@@ -65,7 +66,7 @@ def main(argv=None) -> None:
     rows = []
     for name, scales, flip in (("single scale", (1.0,), False),
                                ("6 scales + flip", MULTI_SCALES, True)):
-        predictor = Predictor(model, options, InferenceOptions(scales, flip))
+        predictor = CheckpointModel(model, options, InferenceOptions(scales, flip))
         runs = [evaluator.run_evaluation(predictor, dataset_dir, "val", descriptor,
                                          input_options, args.batch_size, progress=False)
                 for _ in range(max(1, args.passes))]

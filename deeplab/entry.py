@@ -144,6 +144,23 @@ def checkpoint_split(fv: flags.FlagValues, split: str):
     return descriptor
 
 
+def exported_model(fv: flags.FlagValues, path: str, inference):
+    """The exported model at `path` for eval.py / vis.py (a SegmentationModel; its scales and
+    flip were baked in at export, so `inference` must be the default: a ValidationError
+    otherwise). A label-only one (the original's frozen graphs before 2019) is run on its
+    labels."""
+    from deeplab.inference.opening import open_model
+    from deeplab.model import predict
+
+    if inference != predict.InferenceOptions():
+        raise flags.ValidationError("--eval_scales, --add_flipped_images and the window flags "
+                                    "apply to checkpoints; an exported model has its scales "
+                                    "and flip baked in (export_model.py)")
+    model = open_model(path, dataset=fv.dataset if fv["dataset"].present else None)
+    logging.info("running %s", model.describe())
+    return model
+
+
 def checkpoint_predictors(fv: flags.FlagValues, descriptor, inference):
     """`evaluator.CheckpointPredictors` whose models follow each checkpoint's saved options
     (overridden by the model flags given in `fv`), with the dataset's class count or

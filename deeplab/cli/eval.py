@@ -35,7 +35,7 @@ from deeplab.flags import (
 from deeplab.zoo import flags as zoo_flags
 
 if TYPE_CHECKING:
-    from deeplab.model.predict import InferenceOptions
+    pass
 
 # evaluation and the model import TensorFlow: imported where used, so --help is quick
 FLAGS = flags.FLAGS
@@ -73,28 +73,6 @@ def _check_flags() -> None:
         raise flags.ValidationError("--eval_batch_size must be at least 1")
     if FLAGS.master:
         logging.warning("--master=%s is ignored (no TF1 sessions)", FLAGS.master)
-
-
-def _exported_model(path: str, inference: InferenceOptions, num_classes: int):
-    """The probabilities function of an exported model (scales and flip baked in at export);
-    a label-only model (original frozen graphs before 2019) gives one-hot probabilities."""
-    from deeplab.evaluate import evaluator
-    from deeplab.model.predict import InferenceOptions
-
-    if inference != InferenceOptions():
-        raise flags.ValidationError("--eval_scales, --add_flipped_images and the window flags "
-                                    "apply to checkpoints; an exported model has its scales "
-                                    "and flip baked in (export_model.py)")
-    try:
-        from deeplab.export.loading import load_exported_model
-    except ImportError as exc:
-        raise ValueError(f"--model needs deeplab.export.loading, not available here ({exc})") \
-            from None
-    model = load_exported_model(path)
-    if not model.has_probabilities:
-        logging.info("%s gives labels only (no SemanticProbabilities); evaluating them", path)
-        return evaluator.single_image_fn(lambda pixels: model.one_hot(pixels, num_classes))
-    return evaluator.single_image_fn(model)
 
 
 def _input_options(descriptor, model_variant):
@@ -143,8 +121,8 @@ def main(argv):
     with EvalOutputs(FLAGS.eval_logdir, miou_tag(inference.scales, inference.flip)) as outputs:
         if FLAGS.model:
             info = _info(descriptor, inference, model=FLAGS.model)
-            _evaluate(_exported_model(FLAGS.model, inference, descriptor.num_classes),
-                      descriptor, input_options,
+            _evaluate(entry.exported_model(FLAGS, FLAGS.model, inference), descriptor,
+                      input_options,
                       outputs, None, info)
             return
         predictors = entry.checkpoint_predictors(FLAGS, descriptor, inference)

@@ -85,48 +85,10 @@ def _output_stems(paths):
     return stems
 
 
-def _exported_bands(model):
-    """Band function of an exported model (see `_band_function`); one band per image."""
-    if FLAGS.save_probabilities and not model.has_probabilities:
-        raise flags.ValidationError(
-            f"--save_probabilities: {FLAGS.model} gives labels only (no "
-            "SemanticProbabilities node), so probabilities are not available")
-
-    def bands(image):
-        if not model.has_probabilities:
-            yield 0, None, model.labels(image)[0]
-            return
-        probabilities = model(image)[0]
-        yield 0, probabilities, probabilities.argmax(-1)
-
-    return bands
-
-
-def _padded_bands(model, options, inference, crop):
-    """Band function padding each image to `crop` exactly as the exported graph does."""
-    import tensorflow as tf
-
-    from deeplab.export.contract import ExportOptions, export_probabilities
-
-    if inference.window is not None:
-        raise flags.ValidationError("--crop_size and --eval_window_size exclude each other")
-    entry.check_crop_size("crop_size", crop, options.output_stride)
-    export = ExportOptions(crop_size=crop, scales=inference.scales, flip=inference.flip)
-    run = tf.function(lambda images: export_probabilities(model, options, export, images),
-                      reduce_retracing=True)
-
-    def bands(image):
-        probabilities = run(tf.constant(image)).numpy()[0]
-        yield 0, probabilities, probabilities.argmax(-1)
-
-    return bands
-
-
-def _band_function():
-    """image float32 [1, H, W, 3] -> iterator of (y0, probabilities float32 [rows, W, C] or
-    None, labels [rows, W]) covering the image top to bottom; from --model or --checkpoint."""
-    from deeplab.export.loading import load_exported_model  # TensorFlow: not for --help
-    from deeplab.model.predict import Predictor
+def _open_model():
+    """The SegmentationModel of --model or --checkpoint (with the model and inference flags),
+    its classes named by --dataset when given."""
+    from deeplab.inference.opening import open_model  # TensorFlow: not for --help
 
     if FLAGS.model:
         if any(FLAGS[n].present for n in ("eval_scales", "add_flipped_images", "crop_size",
@@ -135,35 +97,29 @@ def _band_function():
                 "--eval_scales, --add_flipped_images, --crop_size and the window flags do not "
                 "apply to --model: scales, flips and the crop are baked in at export "
                 "(export_model.py --inference_scales, --add_flipped_images, --crop_size)")
-        return _exported_bands(load_exported_model(
-            FLAGS.model, resize_to_crop=not FLAGS.no_resize_to_crop))
-    options = entry.inference_model_options(FLAGS, FLAGS.checkpoint, FLAGS.num_classes)
-    model = entry.load_model(options, FLAGS.checkpoint)
-    inference = dataclasses.replace(inference_options_from_flags(FLAGS),
-                                    max_pixels=FLAGS.max_image_pixels or None)
-    crop = pair_flag(FLAGS, "crop_size")
-    if crop:
-        return _padded_bands(model, options, inference, crop)
-    predictor = Predictor(model, options, inference)
-
-    def bands(image):
-        for y0, probabilities in predictor.bands(image):
-            yield y0, probabilities[0], probabilities[0].argmax(-1)
-
-    return bands
-
-
-def _classes():
-    """(class names, colour map uint8 [N, 3]) for the palette and overlay outputs."""
-    from deeplab.api import class_names_and_colormap, source_dataset
-
-    dataset, dataset_dir = source_dataset(FLAGS.checkpoint or FLAGS.model)
-    if FLAGS.dataset:
-        dataset, dataset_dir = FLAGS.dataset, None
-    return class_names_and_colormap(dataset, dataset_dir)
+        model = open_model(FLAGS.model, resize_to_crop=not FLAGS.no_resize_to_crop,
+                           dataset=FLAGS.dataset)
+    else:
+        options = entry.inference_model_options(FLAGS, FLAGS.checkpoint, FLAGS.num_classes)
+        inference = dataclasses.replace(inference_options_from_flags(FLAGS),
+                                        max_pixels=FLAGS.max_image_pixels or None)
+        crop = pair_flag(FLAGS, "crop_size")
+        if crop:
+            if inference.window is not None:
+                raise flags.ValidationError("--crop_size and --eval_window_size exclude each "
+                                            "other")
+            entry.check_crop_size("crop_size", crop, options.output_stride)
+        model = open_model(FLAGS.checkpoint, options=options, crop_size=crop,
+                           inference=inference, dataset=FLAGS.dataset)
+    if FLAGS.save_probabilities and not model.has_probabilities:
+        raise flags.ValidationError(
+            f"--save_probabilities: {FLAGS.model} gives labels only (no "
+            "SemanticProbabilities node), so probabilities are not available")
+    logging.info("running %s", model.describe())
+    return model
 
 
-def _write_labels(labels, image, stem: str, classes) -> None:
+def _write_labels(labels, image, stem: str, model) -> None:
     """Writes the --output_format files of one image (uint8 [1, H, W, 3])."""
     from deeplab.vis.colormap import overlay, with_legend
 
@@ -171,7 +127,7 @@ def _write_labels(labels, image, stem: str, classes) -> None:
     if FLAGS.output_format == "index":
         save_label_png(labels, out + ".png")
         return
-    names, colormap = classes
+    names, colormap = model.class_names, model.colormap
     if labels.max() >= len(colormap):
         raise InputError(f"{stem}: class {labels.max()} has no colour in the "
                          f"{len(colormap)}-colour map; use --output_format=index")
@@ -185,7 +141,7 @@ def _write_labels(labels, image, stem: str, classes) -> None:
         Image.fromarray(blended).save(out + "_overlay.png")
 
 
-def _predict_one(band_function, path: str, stem: str, classes=None) -> None:
+def _predict_one(model, path: str, stem: str) -> None:
     """Writes <stem>.png (and <stem>_probabilities.npy) band by band."""
     image = load_image(path, keep_uint8=True)[None]
     labels = None
@@ -193,7 +149,7 @@ def _predict_one(band_function, path: str, stem: str, classes=None) -> None:
     if FLAGS.save_probabilities:
         saved = os.path.join(FLAGS.output_dir, f"{stem}_probabilities.npy")
     out = None
-    for y0, probabilities, band_labels in band_function(image):
+    for y0, probabilities, band_labels in model.bands(image):
         if labels is None:  # uint8 when every class index fits (a quarter of int32's memory)
             small = probabilities is not None and probabilities.shape[-1] <= 256
             labels = np.zeros(image.shape[1:3], np.uint8 if small else np.int32)
@@ -207,7 +163,7 @@ def _predict_one(band_function, path: str, stem: str, classes=None) -> None:
     if out is not None:
         out.flush()
         del out
-    _write_labels(labels, image, stem, classes)
+    _write_labels(labels, image, stem, model)
 
 
 def main(argv):
@@ -223,11 +179,10 @@ def main(argv):
         raise InputError(f"no such input file(s): {', '.join(missing)}")
     if FLAGS.max_image_pixels < 0:
         raise flags.ValidationError("--max_image_pixels must be 0 (no limit) or positive")
-    band_function = _band_function()
-    classes = _classes() if FLAGS.output_format != "index" else None
+    model = _open_model()
     os.makedirs(FLAGS.output_dir, exist_ok=True)
     for path, stem in zip(inputs, stems, strict=True):
-        _predict_one(band_function, path, stem, classes)
+        _predict_one(model, path, stem)
         logging.info("%s -> %s.png", path, stem)
     print(f"wrote {len(inputs)} label map(s) to {FLAGS.output_dir}")
 

@@ -59,11 +59,15 @@ define_damaged_records_flag(FLAGS)
 define_model_flags(FLAGS)
 zoo_flags.define_model_zoo_flag(FLAGS)
 define_checkpoint_source_flags(FLAGS)
+flags.DEFINE_string("model", None, "An exported model (frozen .pb, SavedModel directory, .onnx "
+                    ".tflite, or an export folder) to visualise instead of a checkpoint.")
 define_inference_flags(FLAGS)
 
 
 def _check_flags() -> None:
-    missing = [n for n in ("vis_logdir", "checkpoint_dir") if not FLAGS[n].value]
+    missing = [n for n in ("vis_logdir",) if not FLAGS[n].value]
+    if not (FLAGS.checkpoint_dir or FLAGS.model):
+        missing.append("checkpoint_dir (or --model)")
     if missing:
         raise flags.ValidationError(f"--{' and --'.join(missing)} required")
     if FLAGS.vis_batch_size < 1:
@@ -94,12 +98,15 @@ def _skipped_records(descriptor) -> int:
     return evaluator.skipped_records(FLAGS.dataset_dir, FLAGS.vis_split, options)
 
 
-def _visualize(predictor, descriptor, visualizer: Visualizer) -> int:
-    """One pass over the split; returns the number of images."""
+def _visualize(model, descriptor, visualizer: Visualizer) -> int:
+    """One pass over the split with `model` (a SegmentationModel); returns the number of
+    images."""
     from deeplab.evaluate import evaluator
 
+    options = getattr(model, "options", None)  # an exported model's mean pixel: the flag's
     input_options = evaluator.eval_input_options(
-        descriptor, pair_flag(FLAGS, "vis_crop_size"), predictor.options.model_variant,
+        descriptor, pair_flag(FLAGS, "vis_crop_size"),
+        options.model_variant if options else FLAGS.model_variant,
         **resize_flag_values(FLAGS),
         skip_damaged_records=FLAGS.skip_damaged_records)
     visualizer.reset()
@@ -107,7 +114,7 @@ def _visualize(predictor, descriptor, visualizer: Visualizer) -> int:
     with Progress(evaluator.split_size(FLAGS.dataset_dir, FLAGS.vis_split, descriptor,
                                        input_options),
                   f"vis {FLAGS.vis_split}") as bar:
-        for item in evaluator.predict_split(predictor, FLAGS.dataset_dir, FLAGS.vis_split,
+        for item in evaluator.predict_split(model, FLAGS.dataset_dir, FLAGS.vis_split,
                                             input_options, FLAGS.vis_batch_size,
                                             descriptor.num_classes, bar):
             visualizer.save(item)
@@ -123,19 +130,27 @@ def main(argv):
     descriptor = entry.checkpoint_split(FLAGS, FLAGS.vis_split)
     inference = inference_options_from_flags(FLAGS)
     visualizer = _visualizer(descriptor)
+    if FLAGS.model:
+        _visualize_and_report(entry.exported_model(FLAGS, FLAGS.model, inference), descriptor,
+                              visualizer)
+        return
     predictors = entry.checkpoint_predictors(FLAGS, descriptor, inference)
     for prefix in continuous.checkpoints_to_evaluate(
             FLAGS.checkpoint_dir, FLAGS.max_number_of_iterations, FLAGS.eval_interval_secs,
             FLAGS.eval_timeout_secs):
         logging.info("visualising with %s", prefix)
-        count = _visualize(predictors.load(prefix), descriptor, visualizer)
-        skipped = ""
-        if FLAGS.skip_damaged_records:
-            skipped = (f"; skipped {_skipped_records(descriptor)} damaged record(s) (each "
-                       "named in a warning above)")
-        print(f"{prefix}: wrote pictures of {count} image(s) to {visualizer.save_dir}"
-              + (f" and raw predictions to {visualizer.raw_dir}" if visualizer.raw_dir else "")
-              + skipped, flush=True)
+        _visualize_and_report(predictors.load(prefix), descriptor, visualizer)
+
+
+def _visualize_and_report(model, descriptor, visualizer: Visualizer) -> None:
+    count = _visualize(model, descriptor, visualizer)
+    skipped = ""
+    if FLAGS.skip_damaged_records:
+        skipped = (f"; skipped {_skipped_records(descriptor)} damaged record(s) (each "
+                   "named in a warning above)")
+    print(f"{model.source}: wrote pictures of {count} image(s) to {visualizer.save_dir}"
+          + (f" and raw predictions to {visualizer.raw_dir}" if visualizer.raw_dir else "")
+          + skipped, flush=True)
 
 
 def run() -> None:

@@ -4,9 +4,10 @@ One loop (`predict_split`) reads a split with the eval pipeline, runs a *probabi
 function* and yields one `Prediction` per image at the image's own size; eval.py counts them
 (`run_evaluation`) and vis.py draws them. A probabilities function maps
 raw-pixel images float32 [B, H, W, 3] (0..255) to probabilities [B, H, W, C] (a tf tensor or
-numpy array); it is either a `Predictor`'s `.probabilities` (single/multi-scale, flip and
-sliding window, the same code as predict.py) or an exported model's runner wrapped by
-`single_image_fn`. The label of a pixel is the argmax of its probabilities.
+numpy array); it is a `deeplab.inference.SegmentationModel` (a checkpoint's network with
+single/multi-scale, flip and sliding window, the same code as predict.py, or any exported
+model; label-only ones count their labels) or a plain function. The label of a pixel is the
+argmax of its probabilities.
 
 Crop handling: with `InputOptions.crop_size` set, the pipeline pads every image bottom/right
 to the crop (image with the model's mean pixel, label with the ignore label) and the model
@@ -33,20 +34,29 @@ from deeplab.checkpoints.io import CheckpointError, checkpoint_num_classes, rest
 from deeplab.data import pipeline, record_scan, schema
 from deeplab.data.descriptors import DatasetDescriptor
 from deeplab.evaluate.metrics import ConfusionMatrix, EvalResult
+from deeplab.inference.checkpoint_model import CheckpointModel
+from deeplab.inference.segmentation_model import SegmentationModel
 from deeplab.model.backbones import mean_pixel
 from deeplab.model.options import ModelOptions
-from deeplab.model.predict import InferenceOptions, Predictor
+from deeplab.model.predict import InferenceOptions
 from deeplab.utils.progress import Progress
 
 ProbabilitiesFn = Callable[[tf.Tensor], "tf.Tensor | np.ndarray"]
 
 
-def as_probabilities_fn(predictor) -> ProbabilitiesFn:
-    """A `Predictor` (uses its `.probabilities`) or any probabilities function, as a function."""
-    fn = getattr(predictor, "probabilities", predictor)
-    if not callable(fn):
-        raise TypeError(f"expected a Predictor or a probabilities function, got {predictor!r}")
-    return fn
+def as_probabilities_fn(model, num_classes: int | None = None) -> ProbabilitiesFn:
+    """A SegmentationModel (a label-only one gives its labels one-hot over `num_classes`) or
+    any probabilities function, as a probabilities function."""
+    if isinstance(model, SegmentationModel) and not model.has_probabilities:
+        if num_classes is None:
+            raise ValueError(f"{model.source}: gives labels only; evaluating it needs the "
+                             "dataset's class count")
+        logging.info("%s gives labels only (no probabilities); evaluating them", model.source)
+        return lambda images: model.one_hot(images, num_classes)
+    if not callable(model):
+        raise TypeError(f"expected a SegmentationModel or a probabilities function, got "
+                        f"{model!r}")
+    return model
 
 
 def single_image_fn(fn: Callable[[np.ndarray], np.ndarray]) -> ProbabilitiesFn:
@@ -160,7 +170,7 @@ def predict_split(predictor, dataset_dir: str, split: str, input_options: pipeli
     """Runs `predictor` over every image of a split; yields one `Prediction` per image.
 
     Args:
-      predictor: a Predictor or a probabilities function (see the module docstring).
+      predictor: a SegmentationModel or a probabilities function (see the module docstring).
       dataset_dir, split: shards `dataset_dir/<split>-*`.
       input_options: eval InputOptions (see `eval_input_options`); with crop_size None the
         batch size must be 1.
@@ -173,7 +183,7 @@ def predict_split(predictor, dataset_dir: str, split: str, input_options: pipeli
         count mismatch; the message names the shards or file. A damaged record (without
         input_options.skip_damaged_records) raises record_scan.DamagedRecordError.
     """
-    fn = as_probabilities_fn(predictor)
+    fn = as_probabilities_fn(predictor, num_classes)
     where = _split_where(dataset_dir, split)
     dataset = pipeline.make_dataset(dataset_dir, split, batch_size, input_options, training=False)
     for batch in _batches(dataset, where, pipeline.list_shards(dataset_dir, split)):
@@ -237,7 +247,7 @@ def run_evaluation(predictor, dataset_dir: str, split: str, descriptor: DatasetD
     """Accumulates an int64 confusion matrix over the whole split (ignore label left out).
 
     Args:
-      predictor: a Predictor or a probabilities function.
+      predictor: a SegmentationModel or a probabilities function.
       dataset_dir, split: shards `dataset_dir/<split>-*`.
       descriptor: class count, ignore label and class names of the dataset.
       input_options: eval InputOptions (crop, resize); see `eval_input_options`.
@@ -292,7 +302,8 @@ def check_checkpoint_classes(checkpoint: str, descriptor: DatasetDescriptor) -> 
 
 
 class CheckpointPredictors:
-    """Predictors for a sequence of checkpoints of one training run.
+    """The network of each of a sequence of checkpoints of one training run, as a
+    `CheckpointModel` (a SegmentationModel).
 
     The network is built (and its prediction traced) for the first checkpoint only; later
     checkpoints are restored into it. Every checkpoint is first checked against the
@@ -300,7 +311,7 @@ class CheckpointPredictors:
 
     Args:
       descriptor: the dataset evaluated.
-      inference: scales, flip and window of the Predictor.
+      inference: scales, flip and window of the predictions.
       load_model: (ModelOptions, prefix) -> keras.Model built and restored
         (`deeplab.checkpoints.io.load_model`).
       model_options: prefix -> ModelOptions of that checkpoint (saved options + flags).
@@ -313,15 +324,17 @@ class CheckpointPredictors:
         self.inference = inference
         self._load_model = load_model
         self._model_options = model_options
-        self.predictor: Predictor | None = None
+        self.model: CheckpointModel | None = None
 
-    def load(self, prefix: str) -> Predictor:
-        """The Predictor with the weights of checkpoint `prefix`."""
+    def load(self, prefix: str) -> CheckpointModel:
+        """The network with the weights of checkpoint `prefix`, as a SegmentationModel."""
         check_checkpoint_classes(prefix, self.descriptor)
-        if self.predictor is None:
+        if self.model is None:
             options = self._model_options(prefix)
-            self.predictor = Predictor(self._load_model(options, prefix), options,
-                                       self.inference)
+            self.model = CheckpointModel(self._load_model(options, prefix), options,
+                                         self.inference, checkpoint=prefix)
         else:
-            logging.info(restore_model(self.predictor.model, prefix).summary())
-        return self.predictor
+            logging.info(restore_model(self.model.keras_model, prefix).summary())
+            self.model.refresh()
+            self.model.checkpoint = self.model.source = prefix
+        return self.model

@@ -17,10 +17,10 @@ from deeplab.data.descriptors import get_descriptor
 from deeplab.datasets.synthetic import generate_example, write_synthetic_dataset
 from deeplab.evaluate import evaluator, summaries
 from deeplab.evaluate.metrics import ConfusionMatrix
+from deeplab.inference.checkpoint_model import CheckpointModel
 from deeplab.model.deeplab import build_model
 from deeplab.model.layer_walk import all_layers
 from deeplab.model.options import ModelOptions
-from deeplab.model.predict import Predictor
 
 SIZE = (40, 56)
 NUM_VAL = 4
@@ -61,7 +61,7 @@ def data(tmp_path_factory):
 def predictor(data):
     options = ModelOptions(model_variant="mobilenet_v2", depth_multiplier=0.5,
                            num_classes=data[1].num_classes)
-    return Predictor(calibrated_model(options), options)
+    return CheckpointModel(calibrated_model(options), options)
 
 
 def red_is_class_one(images):
@@ -112,7 +112,7 @@ def test_split_and_single_image_give_the_same_labels(data, predictor):
     assert len(np.unique(np.concatenate([item.prediction for item in items]))) > 1
     for i, item in enumerate(items):
         image, _ = generate_example(i, "val", SIZE)
-        single = predictor.labels(image[None].astype(np.float32))[0].numpy()
+        single = predictor.labels(image[None].astype(np.float32))[0]
         np.testing.assert_array_equal(item.prediction, single)
 
 
@@ -130,7 +130,7 @@ def test_exported_style_runner_gets_uint8_single_images():
 
 def test_class_count_mismatches_are_one_line_errors(data, predictor, tmp_path):
     dataset_dir, descriptor = data
-    prefix = model_checkpoint(predictor.model).write(str(tmp_path / "ckpt"))
+    prefix = model_checkpoint(predictor.keras_model).write(str(tmp_path / "ckpt"))
     evaluator.check_checkpoint_classes(prefix, descriptor)  # fits
     with pytest.raises(CheckpointError, match=r"6 classes but dataset 'ade20k' has 151") as err:
         evaluator.check_checkpoint_classes(prefix, get_descriptor("ade20k"))
@@ -216,3 +216,23 @@ def test_skipping_damaged_records_evaluates_the_rest_and_says_so(data, tmp_path)
     with pytest.raises(ValueError, match="^" + re.escape(damaged[0].message()) + "$"):
         evaluator.run_evaluation(background, folder, "val", descriptor,
                                  evaluator.eval_input_options(descriptor), progress=False)
+
+
+def test_each_checkpoint_of_a_run_is_evaluated_with_its_own_weights(data, tmp_path):
+    """The network is built once; later checkpoints are restored into it and its folded
+    prediction weights taken again (a stale fold would score the first checkpoint again)."""
+    from deeplab.checkpoints.io import load_model
+
+    dataset_dir, descriptor = data
+    options = ModelOptions(model_variant="mobilenet_v2", depth_multiplier=0.5,
+                           num_classes=descriptor.num_classes)
+    first = model_checkpoint(calibrated_model(options, seed=0)).write(str(tmp_path / "a"))
+    second = model_checkpoint(calibrated_model(options, seed=1)).write(str(tmp_path / "b"))
+    models = evaluator.CheckpointPredictors(descriptor, evaluator.InferenceOptions(),
+                                            load_model, lambda prefix: options)
+    image = generate_example(0, "val", SIZE)[0][None].astype(np.float32)
+    got_first = models.load(first)(image)
+    got_second = models.load(second)(image)
+    fresh = CheckpointModel(load_model(options, second), options)(image)
+    assert np.abs(got_first - got_second).max() > 1e-3
+    np.testing.assert_allclose(got_second, fresh, atol=1e-5)

@@ -27,7 +27,8 @@ import tensorflow as tf
 from deeplab.export import formats, frozen, onnx, verify
 from deeplab.export.contract import ExportModule
 from deeplab.export.errors import ExportError
-from deeplab.export.loading import INFO_FILE, load_exported_model
+from deeplab.export.loading import load_exported_model
+from deeplab.inference.class_names import INFO_FILE
 
 # The formats of --format=all; the full list (and every format's file) is the registry,
 # deeplab.export.formats.REGISTRY.

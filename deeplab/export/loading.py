@@ -18,8 +18,7 @@ import numpy as np
 from deeplab.export import formats
 from deeplab.export.errors import ExportError
 from deeplab.export.runtimes import ExportedModel, as_uint8_images, resize_nearest
-
-INFO_FILE = "export_info.json"  # written by deeplab.export.exporter beside every artefact
+from deeplab.inference.class_names import export_info, source_dataset
 
 
 def artefacts_in(directory: str) -> list[str]:
@@ -87,21 +86,36 @@ ORIGINAL_CROP = (513, 513)
 
 def load_exported_model(path: str, crop_size=None, resize_to_crop: bool = True,
                         **kwargs) -> ExportedModel:
-    """The exported model at `path`, ready to call; see the module docstring.
+    """The exported model at `path`, ready to call; see the module docstring. Its output
+    stride, crop, class count and dataset come from our export_info.json when present.
 
     A frozen graph without our export_info.json beside it (the original's exports) pads to
     a fixed crop and fails on larger images: it runs as a `CropFitted` model at `crop_size`
-    (height, width; default ORIGINAL_CROP), resize_to_crop as there. Our exports fit any
-    size themselves. kwargs go to the format's loader (TFLite: num_threads). Raises
-    ExportError (a ValueError) naming the path when it is missing, of an unknown format or
-    unreadable.
+    (height, width; default the graph's own crop, `probe_crop`, else ORIGINAL_CROP), resize_to_crop
+    as there. Our exports fit any size themselves. kwargs go to the format's loader (TFLite:
+    num_threads). Raises ExportError (a ValueError) naming the path when it is missing, of
+    an unknown format or unreadable.
     """
     fmt, artefact = detect_format(path)
     model = formats.get(fmt).load(artefact, **kwargs)
-    ours = os.path.isfile(os.path.join(os.path.dirname(artefact), INFO_FILE))
-    if fmt == "frozen" and (crop_size is not None or not ours):
-        return CropFitted(model, tuple(crop_size or ORIGINAL_CROP), resize_to_crop)
+    info = export_info(artefact)
+    _describe_from_info(model, info)
+    model.dataset, model.dataset_dir = source_dataset(artefact)
+    if fmt == "frozen" and (crop_size is not None or not info):
+        crop = crop_size or model.probe_crop() or ORIGINAL_CROP
+        return CropFitted(model, tuple(crop), resize_to_crop)
     return model
+
+
+def _describe_from_info(model: ExportedModel, info: dict) -> None:
+    """Output stride, crop and class count of an export of ours, from its export_info.json."""
+    network, export = info.get("model") or {}, info.get("export") or {}
+    model.output_stride = network.get("output_stride", model.output_stride)
+    model.num_classes = network.get("num_classes", model.num_classes)
+    if export.get("crop_size"):
+        model.crop_size = tuple(export["crop_size"])
+    elif getattr(model, "fixed_size", None):  # a foreign TFLite model of fixed input size
+        model.crop_size = model.fixed_size
 
 
 class CropFitted(ExportedModel):
@@ -117,6 +131,8 @@ class CropFitted(ExportedModel):
         super().__init__(model.path)
         self.model, self.crop_size, self.resize_to_crop = model, crop_size, resize_to_crop
         self.format, self.has_probabilities = model.format, model.has_probabilities
+        self.num_classes, self.output_stride = model.num_classes, model.output_stride
+        self.dataset, self.dataset_dir = model.dataset, model.dataset_dir
 
     def __call__(self, images) -> np.ndarray:
         return self._each(images, self.model)

@@ -21,6 +21,7 @@ import tensorflow as tf
 from deeplab.export import frozen, onnx, saved_model
 from deeplab.export.contract import INPUT_NAME, LABELS_NAME, PROBABILITIES_NAME
 from deeplab.export.errors import ExportError
+from deeplab.inference.segmentation_model import SegmentationModel
 from deeplab.utils.quiet import cpp_stderr
 
 
@@ -34,46 +35,28 @@ def as_uint8_images(images) -> np.ndarray:
     return np.clip(np.rint(images), 0, 255).astype(np.uint8)
 
 
-class ExportedModel:
-    """An exported DeepLab model, callable on images.
+class ExportedModel(SegmentationModel):
+    """An exported DeepLab model: a `SegmentationModel` (see there) whose scales, flip and
+    crop were fixed at export. Inputs are rounded to uint8, the exported input type.
 
-    Attributes: `path`, `format` ("frozen", "saved_model", "onnx" or "tflite").
-    `__call__(images)`: images [B, H, W, 3] uint8, or float raw pixels 0..255 (rounded to
-    uint8, the exported input type) -> float32 numpy probabilities [B, H, W, C].
-    `labels(images)` -> int32 numpy [B, H, W] (their argmax).
-    `has_probabilities`: False for label-only models (original frozen graphs exported before
-    2019 have only SemanticPredictions); calling them for probabilities is an ExportError.
+    Attributes besides the protocol's: `path`, `format` ("frozen", "saved_model", "onnx" or
+    "tflite"). Label-only models raise ExportError when asked for probabilities.
     """
 
-    format = ""
-    has_probabilities = True
-
-    def __init__(self, path: str):
-        self.path = path
+    def _batch(self, images) -> np.ndarray:
+        return as_uint8_images(images)
 
     def __call__(self, images) -> np.ndarray:
-        images = as_uint8_images(images)
-        return np.concatenate([self._run(image[None]) for image in images], axis=0)
-
-    def labels(self, images) -> np.ndarray:
-        return self(images).argmax(axis=-1).astype(np.int32)
-
-    def _run(self, image: np.ndarray) -> np.ndarray:
-        """uint8 [1, H, W, 3] -> float32 [1, H, W, C]."""
-        raise NotImplementedError
-
-    def one_hot(self, images, num_classes: int) -> np.ndarray:
-        """float32 [B, H, W, num_classes]: the labels as one-hot "probabilities", for code
-        that takes probabilities (evaluation) when the model gives labels only."""
-        labels = self.labels(images)
-        if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
-            raise ExportError(f"{self.path}: predicts class {labels.max()}, outside the "
-                              f"{num_classes} classes of the dataset")
-        return np.eye(num_classes, dtype=np.float32)[labels]
+        if not self.has_probabilities:
+            raise ExportError(f"{self.path}: this model gives labels only (no probabilities "
+                              "output, as the original's frozen graphs before 2019): use its "
+                              "labels")
+        return super().__call__(images)
 
 
 class FrozenGraphModel(ExportedModel):
-    """frozen_inference_graph.pb, run in a TF1 Session by tensor name as the original's demo."""
+    """frozen_inference_graph.pb, run in a TF1 Session by tensor name as the original's demo.
+    `probe_crop()` finds the fixed crop of the original's exports."""
 
     format = "frozen"
 
@@ -92,13 +75,12 @@ class FrozenGraphModel(ExportedModel):
         graph = tf.Graph()
         with graph.as_default():
             tf.compat.v1.import_graph_def(graph_def, name="")
+            scores = _argmax_input(graph)
+            self._scores = None if scores is None else tf.nn.softmax(tf.cast(scores, tf.float32))
+            self._scores_shape = None if scores is None else tf.shape(scores)
         self._session = tf.compat.v1.Session(graph=graph)
 
     def _run(self, image):
-        if not self.has_probabilities:
-            raise ExportError(f"{self.path}: this frozen graph has only {LABELS_NAME} (labels, "
-                              f"as the original's exports before 2019): probabilities are not "
-                              f"available; use labels only (drop --save_probabilities)")
         return self._session.run(f"{PROBABILITIES_NAME}:0", feed_dict={f"{INPUT_NAME}:0": image})
 
     def labels(self, images) -> np.ndarray:
@@ -107,6 +89,41 @@ class FrozenGraphModel(ExportedModel):
         images = as_uint8_images(images)
         return np.concatenate([self._session.run(f"{LABELS_NAME}:0", feed_dict={
             f"{INPUT_NAME}:0": image[None]}) for image in images], axis=0).astype(np.int32)
+
+    def probe_crop(self) -> tuple[int, int] | None:
+        """(height, width) the graph pads every image to, or None when it has none.
+
+        The original's exports pad each image to their crop and take the ArgMax there, then
+        cut the labels back; the crop is not stored in the graph. Two small probe images of
+        different sizes reveal it: the ArgMax input has the crop's size for both. Sets
+        num_classes from the ArgMax input's channels as well."""
+        if self._scores is None:
+            return None
+        shapes = [tuple(int(v) for v in self._session.run(self._scores_shape, feed_dict={
+            f"{INPUT_NAME}:0": np.zeros((1, 9 + k, 11 + k, 3), np.uint8)})) for k in (0, 2)]
+        self.num_classes = self.num_classes or int(shapes[0][-1])
+        return shapes[0][1:3] if shapes[0] == shapes[1] else None
+
+    def labels_and_scores(self, image: np.ndarray):
+        """uint8 [1, H, W, 3] -> (labels int32 [H, W], probabilities float32 [H, W, C] or
+        None): SemanticProbabilities, else the softmax of the ArgMax's input, the upsampled
+        logits, which are the image's own only when the image is of the graph's crop (the
+        graph pads nothing). None when the graph has neither."""
+        feed = {f"{INPUT_NAME}:0": as_uint8_images(image)}
+        if self.has_probabilities:
+            probabilities = self._run(feed[f"{INPUT_NAME}:0"])[0]
+            return probabilities.argmax(-1).astype(np.int32), probabilities
+        fetches = [f"{LABELS_NAME}:0"] + ([self._scores] if self._scores is not None else [])
+        out = self._session.run(fetches, feed_dict=feed)
+        return out[0][0].astype(np.int32), (out[1][0] if len(out) > 1 else None)
+
+
+def _argmax_input(graph):
+    """The 4-D input of the graph's ArgMax over classes (its logits), or None."""
+    for op in graph.get_operations():
+        if op.type == "ArgMax" and op.inputs[0].shape.rank == 4:
+            return op.inputs[0]
+    return None
 
 
 class SavedModelModel(ExportedModel):
@@ -203,12 +220,6 @@ class TfliteModel(ExportedModel):
                               "or logits) or one integer [1, H, W] output (labels), found "
                               f"{[(d['name'], d['dtype'].__name__) for d in outputs]}")
         self._shape = None
-
-    def __call__(self, images) -> np.ndarray:
-        if not self.has_probabilities:
-            raise ExportError(f"{self.path}: this TFLite model outputs labels only: "
-                              "probabilities are not available")
-        return super().__call__(images)
 
     def labels(self, images) -> np.ndarray:
         if self.has_probabilities:

@@ -102,11 +102,14 @@ def test_fixed_crop_graph_resizes_larger_images_to_fit_and_labels_back(tmp_path)
     image[:, :20, 0] = 200  # red left, green right, blue bottom: labels 0, 1, 2
     image[:, 20:, 1] = 200
     image[50:, :, 2] = 250
-    raw = load_exported_model(path, crop_size=None)
-    assert isinstance(raw, CropFitted) and raw.crop_size == (513, 513)  # the original's crop
+    model = load_exported_model(path)
+    assert isinstance(model, CropFitted) and model.crop_size == (33, 33)  # probed, not stored
+    assert model.num_classes == 3
     with pytest.raises(tf.errors.InvalidArgumentError):
-        raw.model.labels(image[None])  # the graph itself refuses it, as the original's did
-    model = load_exported_model(path, crop_size=(33, 33))
+        model.model.labels(image[None])  # the graph itself refuses it, as the original's did
+    assert load_exported_model(path, crop_size=(40, 40)).crop_size == (40, 40)  # as given
+    assert load_exported_model(write_label_only_graph(tmp_path / "any.pb")).crop_size == (
+        513, 513)  # no crop to find (no padding): the original's default
     labels = model.labels(image[None])[0]
     assert labels.shape == (70, 45)
     agree = (labels == image.argmax(-1)).mean()
@@ -127,10 +130,9 @@ def test_label_only_frozen_graph_gives_labels_and_says_probabilities_are_unavail
     one_hot = model.one_hot(images, 4)
     assert one_hot.shape == (2, 5, 7, 4)
     np.testing.assert_array_equal(one_hot.argmax(-1), images.argmax(-1))
-    with pytest.raises(ExportError, match="only SemanticPredictions .*probabilities are not "
-                                          "available"):
+    with pytest.raises(ExportError, match="gives labels only .*use its labels"):
         model(images)
-    with pytest.raises(ExportError, match="outside the 2 classes"):
+    with pytest.raises(ValueError, match="outside the 2 classes"):
         model.one_hot(images, 2)
 
 

@@ -32,9 +32,6 @@ NUM_PROBES = 3
 NUM_CLASS_SEEKING_PROBES = 2
 SEEKING_STEPS = 5
 SEEKING_STEP_SIZE = 12.0  # pixel levels per signed-gradient step
-LABELS_NODE = "SemanticPredictions"
-PROBABILITIES_NODE = "SemanticProbabilities"
-INPUT_NODE = "ImageTensor"
 
 
 def probe_images(height: int, width: int, count: int = NUM_PROBES, seed: int = 0):
@@ -83,39 +80,16 @@ def class_seeking_probes(model, options, height: int, width: int,
     return np.stack(probes)
 
 
-class FrozenGraphRunner:
-    """The original's frozen graph in a TF1 session: uint8 [1, H, W, 3] -> (labels [H, W],
-    probabilities [H, W, C] or None)."""
+def original_graph(path: str):
+    """The tarball's frozen graph as a deeplab.export.runtimes.FrozenGraphModel; ZooError
+    when it is not a DeepLab frozen graph."""
+    from deeplab.export.errors import ExportError
+    from deeplab.export.runtimes import FrozenGraphModel
 
-    def __init__(self, path: str):
-        graph_def = tf.compat.v1.GraphDef()
-        with open(path, "rb") as f:
-            graph_def.ParseFromString(f.read())
-        names = {node.name: node for node in graph_def.node}
-        for name in (INPUT_NODE, LABELS_NODE):
-            if name not in names:
-                raise ZooError(f"{path}: has no {name} node (not a DeepLab frozen graph)")
-        graph = tf.Graph()
-        with graph.as_default():
-            tf.compat.v1.import_graph_def(graph_def, name="")
-            self._probabilities = self._probability_tensor(graph, names)
-        self._labels = graph.get_tensor_by_name(f"{LABELS_NODE}:0")
-        self._session = tf.compat.v1.Session(graph=graph)
-
-    @staticmethod
-    def _probability_tensor(graph, names):
-        if PROBABILITIES_NODE in names:
-            return graph.get_tensor_by_name(f"{PROBABILITIES_NODE}:0")
-        for op in graph.get_operations():
-            if op.type == "ArgMax" and op.inputs[0].shape.rank == 4:
-                return tf.nn.softmax(tf.cast(op.inputs[0], tf.float32))
-        return None
-
-    def __call__(self, image: np.ndarray):
-        fetches = [self._labels] + ([self._probabilities] if self._probabilities is not None
-                                    else [])
-        out = self._session.run(fetches, feed_dict={f"{INPUT_NODE}:0": image[None]})
-        return out[0][0], (out[1][0] if len(out) > 1 else None)
+    try:
+        return FrozenGraphModel(path)
+    except ExportError as exc:
+        raise ZooError(f"{exc} (not the DeepLab frozen graph a zoo tarball holds)") from None
 
 
 def check_parity(entry: ZooEntry, folder: str, output_stride: int | None = None,
@@ -125,8 +99,7 @@ def check_parity(entry: ZooEntry, folder: str, output_stride: int | None = None,
     Raises ZooError naming agreement and probability difference when agreement is below
     MIN_AGREEMENT (99.9 %).
     """
-    from deeplab.checkpoints.io import load_model
-    from deeplab.model.predict import Predictor
+    from deeplab.inference.opening import open_checkpoint
 
     graph_settings = entry.frozen_graph or {}
     output_stride = output_stride or graph_settings.get("output_stride") or entry.output_stride
@@ -137,15 +110,15 @@ def check_parity(entry: ZooEntry, folder: str, output_stride: int | None = None,
         f"and {NUM_CLASS_SEEKING_PROBES} class-seeking probe images {height}x{width}, output "
         f"stride {output_stride}")
     options = entry.model_options(output_stride=output_stride)
-    model = load_model(options, folder)
-    predictor = Predictor(model, options)
-    graph = FrozenGraphRunner(graph_path)
+    ours_model = open_checkpoint(folder, options)
+    graph = original_graph(graph_path)
     probes = np.concatenate([probe_images(height, width, num_probes),
-                             class_seeking_probes(model, options, height, width)])
+                             class_seeking_probes(ours_model.keras_model, options, height,
+                                                  width)])
     same, total, max_diff, classes = 0, 0, None, set()
     for image in probes:
-        labels, probabilities = graph(image)
-        ours = predictor.probabilities(image[None].astype(np.float32)).numpy()[0]
+        labels, probabilities = graph.labels_and_scores(image[None])
+        ours = ours_model(image[None])[0]
         same += int(np.sum(ours.argmax(-1) == labels))
         total += labels.size
         classes.update(np.unique(labels).tolist())
