@@ -99,7 +99,8 @@ def check_parity(entry: ZooEntry, folder: str, output_stride: int | None = None,
     Raises ZooError naming agreement and probability difference when agreement is below
     MIN_AGREEMENT (99.9 %).
     """
-    from deeplab.inference.opening import open_checkpoint
+    from deeplab.checkpoints.io import load_model
+    from deeplab.inference.checkpoint_model import CheckpointModel
 
     graph_settings = entry.frozen_graph or {}
     output_stride = output_stride or graph_settings.get("output_stride") or entry.output_stride
@@ -110,7 +111,7 @@ def check_parity(entry: ZooEntry, folder: str, output_stride: int | None = None,
         f"and {NUM_CLASS_SEEKING_PROBES} class-seeking probe images {height}x{width}, output "
         f"stride {output_stride}")
     options = entry.model_options(output_stride=output_stride)
-    ours_model = open_checkpoint(folder, options)
+    ours_model = CheckpointModel(load_model(options, folder), options, checkpoint=folder)
     graph = original_graph(graph_path)
     probes = np.concatenate([probe_images(height, width, num_probes),
                              class_seeking_probes(ours_model.keras_model, options, height,
