@@ -62,11 +62,28 @@ def _saved_steps(logdir) -> list[int]:
 
 
 def _latest_step(logdir) -> int | None:
-    """The step of the checkpoint the `checkpoint` state file names as latest."""
+    """The step a resume must start from: the newest checkpoint that reads back intact,
+    whether or not the `checkpoint` state file lists it yet (a kill between a save's index
+    and the state file leaves it unlisted)."""
     import tensorflow as tf
 
+    from deeplab.checkpoints.io import (
+        CheckpointError,
+        checkpoint_step,
+        numbered_checkpoints,
+        verify_checkpoint,
+    )
+
     latest = tf.train.latest_checkpoint(str(logdir))
-    return int(latest.rsplit("-", 1)[1]) if latest else None
+    candidates = set(numbered_checkpoints(str(logdir), "model.ckpt"))
+    candidates |= {latest} if latest else set()
+    for prefix in sorted(candidates, key=checkpoint_step, reverse=True):
+        try:
+            verify_checkpoint(prefix)
+        except CheckpointError:
+            continue
+        return checkpoint_step(prefix)
+    return None
 
 
 def _assert_intact(logdir) -> None:
