@@ -7,13 +7,9 @@ import os
 
 from deeplab.inference.segmentation_model import SegmentationModel
 
-# the keywords of deeplab.load (open_model also takes `inference`)
-OPEN_KEYWORDS = ("output_stride", "num_classes", "options", "verify", "dataset", "class_names",
-                 "crop_size", "resize_to_crop")
 
-
-def open_model(source, *, options=None, output_stride: int | None = None,
-               num_classes: int | None = None, verify: bool = True, dataset: str | None = None,
+def open_model(source, *, output_stride: int | None = None, num_classes: int | None = None,
+               options=None, verify: bool = True, dataset: str | None = None,
                class_names=None, crop_size=None, resize_to_crop: bool = True, inference=None,
                **model_fields) -> SegmentationModel:
     """The model at `source`: a model-zoo name (fetched, verified and cached on first use),
@@ -135,12 +131,15 @@ def _check_model_fields(fields: dict) -> None:
     """TypeError naming the accepted keywords when `fields` holds a name that is neither a
     keyword of open_model nor a ModelOptions field."""
     import dataclasses
+    import inspect
 
     from deeplab.model.options import ModelOptions
 
     known = {f.name for f in dataclasses.fields(ModelOptions)}
     unknown = sorted(set(fields) - known)
     if unknown:
+        keywords = [p.name for p in inspect.signature(open_model).parameters.values()
+                    if p.kind == p.KEYWORD_ONLY]
         raise TypeError(f"deeplab.load() got unknown keyword(s) {', '.join(unknown)}; it takes "
-                        f"{', '.join(OPEN_KEYWORDS)} and the model options "
+                        f"{', '.join(keywords)} and the model options "
                         f"({', '.join(sorted(known))})")
