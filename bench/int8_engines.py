@@ -126,7 +126,7 @@ def tflite_summary(path: str, threads: int) -> str:
             f"RELU/RELU6), {ops['DELEGATE']} XNNPACK partitions")
 
 
-def _module(args, workdir: str):
+def _module(args):
     """(ExportModule, label) of the model to measure."""
     from export_latency import VARIANTS
 
@@ -153,7 +153,7 @@ def _module(args, workdir: str):
     return ExportModule(model, options, crop), "xception65 (random weights)"
 
 
-def _artefacts(module, engines, calibration, workdir: str, threads: int) -> dict:
+def _artefacts(module, engines, calibration, workdir: str) -> dict:
     """{engine: path} of the exported models the engines run. The ONNX export is verified
     as any export; the INT8 models are not (a random-weight network's INT8 labels agree
     with float on too few pixels: export would refuse them)."""
@@ -197,9 +197,10 @@ def main(argv=None) -> None:
     with tempfile.TemporaryDirectory() as temporary:
         workdir = args.keep or temporary
         os.makedirs(workdir, exist_ok=True)
-        module, label = _module(args, workdir)
-        print(f"exporting {label}: {', '.join(args.engines[1:])} ...", flush=True)
-        paths = _artefacts(module, args.engines, calibration, workdir, args.threads)
+        module, label = _module(args)
+        others = [name for name in args.engines if name != "keras"]
+        print(f"exporting {label}: {', '.join(others)} ...", flush=True)
+        paths = _artefacts(module, args.engines, calibration, workdir)
         for name, path in paths.items():
             if path.endswith(".tflite"):
                 print(f"  {NAMES[name]}: {tflite_summary(path, args.threads)}", flush=True)
