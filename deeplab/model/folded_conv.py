@@ -31,6 +31,11 @@
   traced: the graph reads the folded weights, with no multiply or cast per call and nothing
   left for grappler to fold (it refuses constants over 10 MB, such as Xception's
   1536 -> 2048 pointwise kernel).
+- **Plain for converters.** While `plain_convolutions(model)` is active, a 1x1 convolution
+  is traced as a Conv2D (not reshape + matmul + reshape, whose shapes are computed at run
+  time) and a dilated convolution as one Conv2D / DepthwiseConv2dNative with dilations (not
+  SpaceToBatchND + convolution + BatchToSpaceND): TFLite's converter maps each to one
+  CONV_2D / DEPTHWISE_CONV_2D, which XNNPACK runs inside one delegated partition.
 
 The classes subclass Keras' and keep their class names and weights, so checkpoints and
 `count_macs` (isinstance) and the weight decay (keyed on the class name) treat them as
@@ -139,6 +144,22 @@ def baked(model: keras.Model, weights: dict):
             conv._baked = None
 
 
+@contextlib.contextmanager
+def plain_convolutions(model: keras.Model):
+    """While active, the convolutions of `model` trace as single Conv2D and
+    DepthwiseConv2dNative ops, dilated ones too (see the module docstring): the same
+    function, for a graph a converter reads (the INT8 TFLite export). TF runs it as well,
+    only slower (its matmul is the faster 1x1 convolution)."""
+    layers = [layer for layer in all_layers(model) if isinstance(layer, _FoldsBatchNorm)]
+    for layer in layers:
+        layer._plain = True
+    try:
+        yield
+    finally:
+        for layer in layers:
+            layer._plain = False
+
+
 class _FoldsBatchNorm:
     """Kernel and bias of a convolution with its linked BatchNorm folded in (when in use)."""
 
@@ -146,6 +167,15 @@ class _FoldsBatchNorm:
     _folded_activation = None  # the linked Activation's function
     _baked = None  # (kernel, bias) tensors while `baked` is active
     _quantizer = None  # deeplab.model.quantize.Quantizer while quantization-aware
+    _plain = False  # True while `plain_convolutions` is active
+
+    def _plain_dilations(self) -> list[int] | None:
+        """[1, rate_h, rate_w, 1] while `plain_convolutions` is active and this is a dilated
+        stride-1 NHWC convolution (then traced as one op with dilations), else None."""
+        if (self._plain and max(self.dilation_rate) > 1 and max(self.strides) == 1
+                and self.data_format == "channels_last" and getattr(self, "groups", 1) == 1):
+            return [1, *self.dilation_rate, 1]
+        return None
 
     def _quantized_output(self, outputs, training):
         """`outputs` fake-quantised (quantization-aware training), unless a linked
@@ -206,6 +236,10 @@ class Conv2D(_FoldsBatchNorm, keras.layers.Conv2D):
                 # them ~10x faster than the strided slice x[:, ::s, ::s].
                 inputs = tf.nn.avg_pool2d(inputs, 1, strides, "VALID")
             outputs = _pointwise(inputs, kernel, bias, activation)
+        elif self._plain_dilations() is not None:
+            outputs = _bias_activation(tf.raw_ops.Conv2D(
+                input=inputs, filter=kernel, strides=[1, 1, 1, 1], padding=self.padding.upper(),
+                dilations=self._plain_dilations()), bias, activation)
         else:
             outputs = _bias_activation(self.convolution_op(inputs, kernel), bias, activation)
         outputs = outputs if self.activation is None else self.activation(outputs)
@@ -215,7 +249,8 @@ class Conv2D(_FoldsBatchNorm, keras.layers.Conv2D):
         # Any stride and padding: a 1x1 kernel never reads padding, and 'valid' and 'same'
         # both give ceil(H / stride) outputs. Not while quantization-aware: the reshaped
         # kernel would lose its per-channel quantisation axis for TFLite's converter.
-        return (self._quantizer is None and tuple(self.kernel_size) == (1, 1)
+        return (self._quantizer is None and not self._plain
+                and tuple(self.kernel_size) == (1, 1)
                 and self.groups == 1
                 and self.data_format == "channels_last")
 
@@ -227,9 +262,14 @@ class DepthwiseConv2D(_FoldsBatchNorm, keras.layers.DepthwiseConv2D):
 
     def call(self, inputs, training=None):
         kernel, bias, activation = self._kernel_bias_activation(training, output_axes=2)
-        outputs = keras.ops.depthwise_conv(
-            inputs, kernel, strides=self.strides, padding=self.padding,
-            dilation_rate=self.dilation_rate, data_format=self.data_format)
+        if self._plain_dilations() is not None:
+            outputs = tf.raw_ops.DepthwiseConv2dNative(
+                input=inputs, filter=kernel, strides=[1, 1, 1, 1], padding=self.padding.upper(),
+                dilations=self._plain_dilations())
+        else:
+            outputs = keras.ops.depthwise_conv(
+                inputs, kernel, strides=self.strides, padding=self.padding,
+                dilation_rate=self.dilation_rate, data_format=self.data_format)
         outputs = _bias_activation(outputs, bias, activation)
         outputs = outputs if self.activation is None else self.activation(outputs)
         return self._quantized_output(outputs, training)

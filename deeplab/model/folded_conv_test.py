@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from deeplab.model.batch_norm import BatchNormalization
-from deeplab.model.folded_conv import Conv2D, DepthwiseConv2D, fold_batch_norm
+from deeplab.model.folded_conv import Conv2D, DepthwiseConv2D, fold_batch_norm, plain_convolutions
 
 RNG = np.random.default_rng(0)
 
@@ -146,3 +146,21 @@ def test_other_norms_are_not_linked():
     group = keras.layers.GroupNormalization(groups=2)
     fold_batch_norm(conv, group)
     assert conv._folded_norm is None
+
+
+@pytest.mark.parametrize("kind,config", CONFIGS)
+def test_plain_convolutions_trace_one_conv_op_and_compute_the_same(kind, config):
+    shape = (1, 9, 11, 5)
+    ours, reference = _pair(kind, config, shape)
+    x = RNG.normal(size=shape).astype(np.float32)
+    fn = tf.function(lambda t: ours(t, training=False))
+    with plain_convolutions(ours):
+        plain = fn.get_concrete_function(tf.TensorSpec(shape))
+    ops = {op.type for op in plain.graph.get_operations()}
+    assert not ops & {"MatMul", "SpaceToBatchND", "BatchToSpaceND"}, ops
+    assert ops & {"Conv2D", "DepthwiseConv2dNative"}
+    np.testing.assert_allclose(plain(tf.constant(x)).numpy(),
+                               reference(x, training=False).numpy(), rtol=1e-5, atol=1e-5)
+    outside = fn.get_concrete_function(tf.TensorSpec([None, 9, 11, 5]))  # flag reset on exit
+    if config["kernel_size"] == 1:
+        assert "MatMul" in {op.type for op in outside.graph.get_operations()}
