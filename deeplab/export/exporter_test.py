@@ -160,3 +160,16 @@ def test_format_lists_and_all():
 def test_export_path_naming_a_pb_file_is_refused(tmp_path):
     with pytest.raises(ExportError, match="give a directory"):
         exporter.check_destination(str(tmp_path / "frozen_inference_graph.pb"), False)
+
+
+def test_export_at_the_original_crop_verifies_on_images_larger_than_it(tmp_path):
+    """Verification runs images beyond the crop (the graph shrinks them itself); our frozen
+    graph, read before its export_info.json exists, must not be taken for a fixed-crop
+    original and resized to fit on the way in (it failed at --crop_size=513 that way)."""
+    from deeplab.export.verify import sample_images
+
+    crop = (513, 513)
+    assert max(image.shape[1] for image in sample_images(crop)) > crop[0]
+    module = ExportModule(tiny_model(), TINY_OPTIONS, ExportOptions(crop))
+    figures = exporter.export(module, str(tmp_path / "out"), ["frozen"], log=lambda _: None)
+    assert figures["frozen_inference_graph.pb"]["label_agreement"] > 0.999

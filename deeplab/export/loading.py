@@ -91,8 +91,10 @@ def load_exported_model(path: str, crop_size=None, resize_to_crop: bool = True,
 
     A frozen graph without our export_info.json beside it (the original's exports) pads to
     a fixed crop and fails on larger images: it runs as a `CropFitted` model at `crop_size`
-    (height, width; default the graph's own crop, `probe_crop`, else ORIGINAL_CROP), resize_to_crop
-    as there. Our exports fit any size themselves. kwargs go to the format's loader (TFLite:
+    (height, width; default the graph's own crop found by `probe_crop`; ORIGINAL_CROP when
+    the graph has no ArgMax to probe), resize_to_crop as there. A graph whose ArgMax follows
+    the input size (ours, being verified before its export_info.json is written) runs as it
+    is. Our exports fit any size themselves. kwargs go to the format's loader (TFLite:
     num_threads). Raises ExportError (a ValueError) naming the path when it is missing, of
     an unknown format or unreadable.
     """
@@ -102,8 +104,11 @@ def load_exported_model(path: str, crop_size=None, resize_to_crop: bool = True,
     _describe_from_info(model, info)
     model.dataset, model.dataset_dir = source_dataset(artefact)
     if fmt == "frozen" and (crop_size is not None or not info):
-        crop = crop_size or model.probe_crop() or ORIGINAL_CROP
-        return CropFitted(model, tuple(crop), resize_to_crop)
+        crop = crop_size or model.probe_crop()
+        if crop is None and not model.has_scores:  # nothing to probe: assume the default
+            crop = ORIGINAL_CROP
+        if crop is not None:
+            return CropFitted(model, tuple(crop), resize_to_crop)
     return model
 
 

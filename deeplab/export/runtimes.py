@@ -90,6 +90,11 @@ class FrozenGraphModel(ExportedModel):
         return np.concatenate([self._session.run(f"{LABELS_NAME}:0", feed_dict={
             f"{INPUT_NAME}:0": image[None]}) for image in images], axis=0).astype(np.int32)
 
+    @property
+    def has_scores(self) -> bool:
+        """True when the graph has an ArgMax over class scores (`probe_crop` can look)."""
+        return self._scores is not None
+
     def probe_crop(self) -> tuple[int, int] | None:
         """(height, width) the graph pads every image to, or None when it has none.
 
