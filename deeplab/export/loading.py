@@ -102,7 +102,7 @@ def load_exported_model(path: str, crop_size=None, resize_to_crop: bool = True,
     model = formats.get(fmt).load(artefact, **kwargs)
     info = export_info(artefact)
     _describe_from_info(model, info)
-    model.dataset, model.dataset_dir = source_dataset(artefact)
+    model.dataset, model.dataset_dir = source_dataset(artefact, info)
     if fmt == "frozen" and (crop_size is not None or not info):
         crop = crop_size or model.probe_crop()
         if crop is None and not model.has_scores:  # nothing to probe: assume the default

@@ -47,25 +47,23 @@ class CheckpointModel(SegmentationModel):
             if member._predictor is not None:
                 member._predictor.refresh()
 
-    def _run(self, image: np.ndarray) -> np.ndarray:
-        return np.concatenate([band for _, band, _ in self._float_bands(image)], axis=1)
+    def __call__(self, images) -> np.ndarray:
+        """float32 [B, H, W, C] for images [B, H, W, 3] of one size, run as one batch."""
+        return np.concatenate([band for _, band in self._runner()(self._batch(images))],
+                              axis=1)
 
     def labels(self, images) -> np.ndarray:
-        return np.concatenate([np.concatenate([labels for _, _, labels in
-                                               self._float_bands(image[None])], axis=1)
-                               for image in self._batch(images)]).astype(np.int32)
+        """int32 [B, H, W], band by band (never the whole probabilities of a large image)."""
+        return np.concatenate([band.argmax(-1).astype(np.int32) for _, band in
+                               self._runner()(self._batch(images))], axis=1)
 
     def bands(self, image):
-        for y0, band, labels in self._float_bands(image):
-            yield y0, band[0], labels[0]
-
-    def _float_bands(self, image):
-        """image [1, H, W, 3] -> (y0, float32 [1, rows, W, C], int32 [1, rows, W])."""
         for y0, band in self._runner()(image):
-            yield y0, band, band.argmax(-1).astype(np.int32)
+            yield y0, band[0].copy(), band[0].argmax(-1).astype(np.int32)
 
     def _runner(self):
-        """image [1, H, W, 3] -> iterator of (y0, float32 numpy [1, rows, W, C])."""
+        """images [B, H, W, 3] -> iterator of (y0, float32 numpy [B, rows, W, C]); a band
+        may be a view into a reused buffer, valid until the next one."""
         if self._predictor is None:
             self._predictor = (self._padded_runner() if self.crop_size
                                else _BandRunner(self._new_predictor()))
@@ -97,9 +95,8 @@ class _BandRunner:
     def __init__(self, predictor):
         self.predictor = predictor
 
-    def __call__(self, image):
-        for y0, band in self.predictor.bands(image):
-            yield y0, band.copy()
+    def __call__(self, images):
+        return self.predictor.bands(images)
 
     def refresh(self) -> None:
         self.predictor.refresh()
@@ -111,10 +108,10 @@ class _PaddedRunner:
     def __init__(self, run):
         self.run = run
 
-    def __call__(self, image):
+    def __call__(self, images):
         import tensorflow as tf
 
-        yield 0, self.run(tf.constant(image)).numpy()
+        yield 0, self.run(tf.constant(images)).numpy()
 
     def refresh(self) -> None:
         pass

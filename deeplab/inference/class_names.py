@@ -34,11 +34,11 @@ def export_info(path: str) -> dict:
         return json.load(f)
 
 
-def source_dataset(path: str) -> tuple[str | None, str | None]:
+def source_dataset(path: str, info: dict | None = None) -> tuple[str | None, str | None]:
     """(dataset name, dataset_dir) a model was trained on: a checkpoint's (or zoo folder's)
     saved run options, or for an exported model those of the checkpoint its
-    export_info.json names; (None, None) when unknown."""
-    info = export_info(path)
+    export_info.json names (`info` when already read); (None, None) when unknown."""
+    info = export_info(path) if info is None else info
     if info:
         checkpoint = info.get("checkpoint")
         return checkpoint_dataset(checkpoint) if checkpoint else (None, None)

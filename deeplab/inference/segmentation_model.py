@@ -109,9 +109,14 @@ class SegmentationModel:
             self.given_class_names = names
 
     def _classes(self):
+        """(names, colour map), read once per (dataset, dataset_dir, num_classes)."""
         from deeplab.inference.class_names import class_names_and_colormap
 
-        return class_names_and_colormap(self.dataset, self.dataset_dir, self.num_classes)
+        key = (self.dataset, self.dataset_dir, self.num_classes)
+        cached = self.__dict__.get("_classes_of")
+        if cached is None or cached[0] != key:
+            self._classes_of = (key, class_names_and_colormap(*key))
+        return self._classes_of[1]
 
     def describe(self) -> str:
         """One line: source, format, output stride, crop, classes."""
