@@ -22,6 +22,8 @@ export fails if the INT8 model's is more than 2 points lower.
 
 from __future__ import annotations
 
+import warnings
+
 import tensorflow as tf
 
 from deeplab.export import frozen, tflite_graph, verify
@@ -47,7 +49,9 @@ def convert(frozen_function, calibration, delegable: bool = True) -> bytes:
     converter.representative_dataset = lambda: ([image] for image in images)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
                                            tf.lite.OpsSet.TFLITE_BUILTINS]
-    with cpp_stderr():  # the converter's C++ INFO lines (fully_quantize: 0, ...)
+    with cpp_stderr(), warnings.catch_warnings():  # C++ INFO lines (fully_quantize: 0, ...)
+        # the uint8 input is raw pixels: it has no (mean, std) statistics to give
+        warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
         flatbuffer = converter.convert()
     return tflite_graph.delegate_int8_activations(flatbuffer)[0] if delegable else flatbuffer
 
